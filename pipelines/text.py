@@ -1,0 +1,57 @@
+"""Text normalization shared by the stages.
+
+Two forms: the *display* form (what downstream reads: NFC, plain spaces, no zero-width
+characters, curly quotes kept) and the *match* form (NFKC, case-folded, punctuation and
+whitespace collapsed) used for hashing and rule comparisons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+# Zero-width and bidi-control characters that only hide differences between copies.
+# (A regex: str.translate with a dict is several times slower on long texts.)
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u202a-\u202e]")
+# Every Unicode space separator (NBSP, thin space, ideographic space, …) and tab.
+_SPACES = re.compile(r"[^\S\r\n]+")
+_NON_WORD = re.compile(r"[\W_]+")
+# A whitespace-separated token with no letter or digit in it ("–", "...").
+_NOT_A_WORD = re.compile(r"(?<!\S)(?:[^\w\s]|_)+(?!\S)")
+
+
+def normalize_line(line: str) -> str:
+    """Display form of one line: NFC, invisible characters dropped, runs of any kind
+    of space collapsed to one plain space, ends trimmed."""
+    line = _INVISIBLE.sub("", unicodedata.normalize("NFC", line))
+    return _SPACES.sub(" ", line).strip()
+
+
+def match_form(text: str) -> str:
+    """Comparison form: NFKC, case-folded, every run of punctuation or whitespace
+    turned into one space. Two texts that differ only in those compare equal."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def content_hash(text: str) -> str:
+    """Hash of a text's match form: the exact-dedup key of its content."""
+    return hashlib.sha256(match_form(text).encode("utf-8")).hexdigest()[:32]
+
+
+def word_count(text: str) -> int:
+    """Words as a reader counts them: space-separated tokens with a letter or digit in
+    them ("al-Qaeda’s" is one word; a lone dash is none)."""
+    return len(text.split()) - len(_NOT_A_WORD.findall(text))
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut ``text`` at a word boundary so that it fits ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"

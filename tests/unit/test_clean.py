@@ -1,0 +1,104 @@
+"""Cleaning through the real rule packs, offline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from config.settings import load_settings
+from pipelines.documents import DocumentError, RawDocument, load_file
+from pipelines.process import process_document
+from pipelines.rules import rules_from_dir
+from tests.expectations import assert_seed_article
+from tests.helpers import SEED
+
+RULES = rules_from_dir(load_settings({}).boilerplate_dir)
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def text_doc(content: str) -> RawDocument:
+    return RawDocument(kind="text", content=content, source_kind="seed", source_ref="t.txt")
+
+
+def test_the_seed_comes_out_right() -> None:
+    article = process_document(load_file(SEED), RULES, default_tz=UTC_ZONE).article
+    assert_seed_article(json.loads(article.to_json()))
+
+
+def test_the_default_zone_applies_to_datelines() -> None:
+    article = process_document(
+        load_file(SEED), RULES, default_tz=ZoneInfo("America/New_York")
+    ).article
+    assert article.published_at == datetime(2020, 2, 4, 1, 25, tzinfo=UTC)
+
+
+def test_the_tail_stops_at_the_last_line_of_the_article() -> None:
+    doc = text_doc(
+        "A title\n\nThe motion failed.\n\nArticle Rating\n\nThe vote was close.\n\n"
+        "Go to Source\nAuthor: Jane Roe\n\n0 0 votes\nArticle Rating\n"
+    )
+    processed = process_document(doc, RULES, default_tz=UTC_ZONE)
+    article = processed.article
+    # "Article Rating" inside the body is not a trailing line: it stays.
+    assert article.text == "The motion failed.\n\nArticle Rating\n\nThe vote was close."
+    assert article.author == "Jane Roe"
+    assert [r.rule_id for r in processed.cleaned.removals] == [
+        "wpdiscuz.article-rating",
+        "wpdiscuz.rating-votes",
+        "aggregator.author-footer",
+        "aggregator.go-to-source",
+    ]
+
+
+def test_lines_of_one_paragraph_reflow() -> None:
+    article = process_document(
+        text_doc("T\n\nfirst line\nsecond line\n\nnext"), RULES, default_tz=UTC_ZONE
+    ).article
+    assert article.text == "first line second line\n\nnext"
+
+
+def test_a_byline_is_captured_when_the_author_is_unknown() -> None:
+    article = process_document(
+        text_doc("A title\n\nBy Jane Roe\n\nBody text here."), RULES, default_tz=UTC_ZONE
+    ).article
+    assert article.author == "Jane Roe"
+    assert article.text == "Body text here."
+    assert article.removed == ["article.byline-by"]
+
+
+def test_metadata_wins_over_captured_boilerplate() -> None:
+    page = (
+        '<html><head><title>T</title><meta name="author" content="Meta Author"></head>'
+        "<body><article><p>Body text.</p><p>Author: Footer Author</p></article></body></html>"
+    )
+    doc = RawDocument(kind="html", content=page, source_kind="seed")
+    article = process_document(doc, RULES, default_tz=UTC_ZONE).article
+    assert article.author == "Meta Author"
+    assert article.text == "Body text."
+
+
+def test_a_document_of_only_boilerplate_fails_with_the_rules_named() -> None:
+    with pytest.raises(DocumentError, match="no article text left") as info:
+        process_document(
+            text_doc("T\n\nGo to Source\nView all comments"), RULES, default_tz=UTC_ZONE
+        )
+    assert "aggregator.go-to-source" in info.value.reason
+    assert info.value.stage == "clean"
+
+
+def test_a_document_without_a_title_fails() -> None:
+    page = "<html><body></body></html>"
+    with pytest.raises(DocumentError, match="no title"):
+        process_document(
+            RawDocument(kind="html", content=page, source_kind="seed"), RULES, default_tz=UTC_ZONE
+        )
+
+
+def test_the_same_input_gives_the_same_article_id_and_hash() -> None:
+    one = process_document(load_file(SEED), RULES, default_tz=UTC_ZONE).article
+    two = process_document(load_file(SEED), RULES, default_tz=UTC_ZONE).article
+    assert (one.id, one.content_hash) == (two.id, two.content_hash)
+    assert one.story_id == one.id
