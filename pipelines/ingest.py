@@ -1,0 +1,188 @@
+"""One batch of documents through the stages: process → dedup → publish.
+
+Every document ends in exactly one visible place: published on the articles stream, a
+duplicate (on the duplicates stream when another article owns it, or reported as already
+published), or failed (a dead letter on the dead stream carrying its reason and the
+original message, so it can be inspected and requeued). Redis errors propagate: the
+caller retries the whole batch, which is safe because every append is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import tzinfo
+from typing import Any, Literal
+
+import redis
+import structlog
+
+from pipelines.article import Article
+from pipelines.dedup import Verdict, claim_exact
+from pipelines.documents import DocumentError, RawDocument
+from pipelines.process import process_document
+from pipelines.publish import Append, append_once, article_fields, record_fields
+from pipelines.rules import RuleSet
+
+log = structlog.get_logger("pipelines.ingest")
+
+Status = Literal["published", "duplicate", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    rules: RuleSet
+    default_tz: tzinfo
+    dedup_ttl: int
+    articles_stream: str
+    duplicates_stream: str
+    dead_stream: str
+    force: bool = False  # skip dedup and publish again (a new entry per delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    doc_id: str
+    source_ref: str | None
+    status: Status
+    article_id: str | None = None
+    title: str | None = None
+    entry_id: str | None = None
+    duplicate_of: str | None = None
+    layer: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    stage: str
+    reason: str
+
+
+def _process(
+    index: int, message: dict[str, Any], options: IngestOptions
+) -> tuple[str, str | None, Article | _Failure]:
+    try:
+        doc = RawDocument.from_message(message)
+    except DocumentError as exc:
+        return f"malformed-{index}", None, _Failure(exc.stage, exc.reason)
+    with structlog.contextvars.bound_contextvars(doc_id=doc.doc_id, source=doc.source_ref):
+        try:
+            result = process_document(doc, options.rules, default_tz=options.default_tz)
+            return doc.doc_id, doc.source_ref, result.article
+        except DocumentError as exc:
+            return doc.doc_id, doc.source_ref, _Failure(exc.stage, exc.reason)
+        except Exception as exc:  # a bug met by one document must not sink the batch
+            log.exception("document.crashed")
+            return doc.doc_id, doc.source_ref, _Failure("process", f"{type(exc).__name__}: {exc}")
+
+
+def ingest_documents(
+    client: redis.Redis,
+    messages: Sequence[dict[str, Any]],
+    options: IngestOptions,
+    *,
+    delivery_id: str,
+) -> list[Outcome]:
+    """Run a batch of document messages through the pipeline. ``delivery_id`` names this
+    delivery (the task id, stable across retries); it scopes dead letters and forced
+    publications so a retry does not repeat them."""
+    processed = [_process(i, message, options) for i, message in enumerate(messages)]
+    articles = [item for _, _, item in processed if isinstance(item, Article)]
+    verdicts: dict[str, Verdict] = {}
+    if not options.force:
+        verdicts = {v.article_id: v for v in claim_exact(client, articles, ttl=options.dedup_ttl)}
+
+    appends: list[Append] = []
+    for (doc_id, source_ref, item), message in zip(processed, messages, strict=True):
+        if isinstance(item, _Failure):
+            record = {
+                "doc_id": doc_id,
+                "source_ref": source_ref,
+                "stage": item.stage,
+                "reason": item.reason,
+                "message": message,
+            }
+            key = f"dead:{delivery_id}:{doc_id}"
+            appends.append(Append(options.dead_stream, key, record_fields("dead", record)))
+        elif (verdict := verdicts.get(item.id)) is not None and verdict.is_duplicate:
+            record = {
+                "id": item.id,
+                "duplicate_of": verdict.owner_id,
+                "layer": verdict.matched.layer if verdict.matched else None,
+                "evidence": {
+                    "key": verdict.matched.key if verdict.matched else None,
+                    "title": item.title,
+                    "url": item.url,
+                    "canonical_url": item.canonical_url,
+                    "content_hash": item.content_hash,
+                    "source_ref": item.source_ref,
+                },
+            }
+            key = f"dup:{item.id}"
+            appends.append(
+                Append(options.duplicates_stream, key, record_fields("duplicate", record))
+            )
+        else:
+            key = f"{item.id}:{delivery_id}" if options.force else item.id
+            appends.append(Append(options.articles_stream, key, article_fields(item)))
+
+    results = append_once(client, appends, ttl=options.dedup_ttl)
+    outcomes = [
+        _outcome(
+            doc_id,
+            source_ref,
+            item,
+            verdicts.get(item.id) if isinstance(item, Article) else None,
+            appended.entry_id,
+            appended.created,
+        )
+        for (doc_id, source_ref, item), appended in zip(processed, results, strict=True)
+    ]
+    for outcome in outcomes:
+        fields = outcome.to_dict()
+        if outcome.status == "failed":
+            log.warning("document.failed", **fields)
+        else:
+            log.info(f"document.{outcome.status}", **fields)
+    return outcomes
+
+
+def _outcome(
+    doc_id: str,
+    source_ref: str | None,
+    item: Article | _Failure,
+    verdict: Verdict | None,
+    entry_id: str,
+    created: bool,
+) -> Outcome:
+    if isinstance(item, _Failure):
+        return Outcome(
+            doc_id, source_ref, "failed", entry_id=entry_id, reason=f"{item.stage}: {item.reason}"
+        )
+    common = {"article_id": item.id, "title": item.title, "entry_id": entry_id}
+    if verdict is not None and verdict.is_duplicate:
+        layer = verdict.matched.layer if verdict.matched else None
+        return Outcome(
+            doc_id,
+            source_ref,
+            "duplicate",
+            duplicate_of=verdict.owner_id,
+            layer=layer,
+            reason=f"same {layer} as article {verdict.owner_id}",
+            **common,
+        )
+    if not created:
+        return Outcome(
+            doc_id,
+            source_ref,
+            "duplicate",
+            duplicate_of=item.id,
+            layer="id",
+            reason=f"already published as entry {entry_id}",
+            **common,
+        )
+    return Outcome(doc_id, source_ref, "published", **common)

@@ -1,0 +1,79 @@
+"""Idempotent appends to Redis streams.
+
+A task can be retried after it appended an entry but before it was acknowledged (a crash,
+a lost connection). Each append therefore carries an idempotency key; one Lua script
+checks the key's marker and appends only when it is absent, then sets the marker to the
+new entry id. A second attempt gets the first entry's id back and adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from pipelines.article import Article
+
+MARKER_PREFIX = "ingest:published:"
+
+# KEYS: stream, marker. ARGV: marker ttl, then field, value, field, value…
+# Returns {1, new entry id} or {0, the entry id appended before}.
+_APPEND_ONCE = """
+local previous = redis.call('GET', KEYS[2])
+if previous then
+  return {0, previous}
+end
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[2], entry, 'EX', ARGV[1])
+return {1, entry}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    stream: str
+    idempotency_key: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    entry_id: str
+    created: bool
+
+
+def append_once(client: redis.Redis, appends: Sequence[Append], *, ttl: int) -> list[Appended]:
+    """Append each entry unless its idempotency key was used before (one round trip)."""
+    if not appends:
+        return []
+    script = client.register_script(_APPEND_ONCE)
+    pipe = client.pipeline(transaction=False)
+    for item in appends:
+        args: list[str | int] = [ttl]
+        for name, value in item.fields.items():
+            args += [name, value]
+        script(keys=[item.stream, MARKER_PREFIX + item.idempotency_key], args=args, client=pipe)
+    results = []
+    for created, entry in pipe.execute():
+        results.append(
+            Appended(entry.decode() if isinstance(entry, bytes) else entry, created == 1)
+        )
+    return results
+
+
+def article_fields(article: Article) -> dict[str, str]:
+    """A stream entry for an article: its id and schema version as fields of their own
+    (cheap to filter on), and the whole article as JSON in ``article``."""
+    return {
+        "id": article.id,
+        "schema_version": str(article.schema_version),
+        "article": article.to_json(),
+    }
+
+
+def record_fields(kind: str, record: Mapping[str, object]) -> dict[str, str]:
+    """A stream entry for a record that is not an article (a duplicate, a dead letter):
+    its kind and the record as JSON."""
+    return {"kind": kind, "record": json.dumps(record, ensure_ascii=False, default=str)}
