@@ -1,0 +1,82 @@
+"""Fixtures: real servers started on free ports and stopped by process id.
+
+* ``redis_server``: a redis-server (the binary the embedded default uses) for the whole
+  session, in a scratch folder. Tests only ever touch this server.
+* ``redis_client``: a client to it; before each test the ``ingest:*`` keys (ours, not the
+  broker's) are deleted so tests do not see each other's articles.
+* ``celery_worker``: a real ``ingest worker`` subprocess against that server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import REPO, clean_env, stop_process, wait_for
+from worker.embedded_redis import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    yield server
+    server.stop(timeout=10)
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url)
+    keys = list(client.scan_iter(match="ingest:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def service_env(redis_server: EmbeddedRedis, tmp_path: Path) -> dict[str, str]:
+    return clean_env(REDIS_URL=redis_server.url, INGEST_DATA_DIR=str(tmp_path / "var"))
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    folder = tmp_path_factory.mktemp("worker")
+    log_file = folder / "worker.log"
+    env = clean_env(REDIS_URL=redis_server.url, INGEST_DATA_DIR=str(folder / "var"))
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "worker", "--concurrency", "2",
+             "--name", f"test-{os.getpid()}@%h"],
+            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    worker = WorkerProcess(process, log_file)
+    try:
+        wait_for(
+            lambda: "ready." in worker.log_text() or process.poll() is not None,
+            timeout=60,
+            what="the Celery worker to be ready",
+        )
+        if process.poll() is not None:
+            pytest.fail(f"worker exited at start:\n{worker.log_text()[-3000:]}")
+        yield worker
+    finally:
+        stop_process(process)

@@ -1,0 +1,148 @@
+"""`ingest run` on the embedded default: the real service, started and stopped as a user
+would, checked from outside (Redis, a worker ping, Flower's HTTP port, the process
+group)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from celery import Celery
+
+from tests.expectations import assert_seed_article
+from tests.helpers import SEEDS, clean_env, wait_for
+from worker.embedded_redis import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (zombies excluded), from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+class Run:
+    """One `ingest run` process in a scratch folder."""
+
+    def __init__(self, folder: Path, flower_port: int) -> None:
+        self.folder = folder
+        self.flower_port = flower_port
+        self.env = clean_env(
+            INGEST_DATA_DIR=str(folder / "var"),
+            INGEST_SEEDS_DIR=str(SEEDS),
+            INGEST_FLOWER_PORT=str(flower_port),
+            INGEST_WORKER_CONCURRENCY="1",
+            INGEST_SHUTDOWN_TIMEOUT="30",
+        )
+        self.log_file = folder / "run.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> dict[str, Any]:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "worker", "run"],
+                env=self.env,
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        state_file = self.folder / "var" / "run.json"
+
+        def state() -> dict[str, Any] | None:
+            assert self.process is not None and self.process.poll() is None, self.log()
+            return json.loads(state_file.read_text()) if state_file.exists() else None
+
+        return wait_for(state, timeout=60, what="run.json")
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: signal.Signals) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(90)
+
+
+def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    run = Run(tmp_path, free_port())
+    state = run.start()
+    pgid = os.getpgid(state["redis_pid"])
+    try:
+        client = redis.Redis.from_url(state["redis_url"])
+        assert client.ping()
+        assert state["redis_url"].startswith("redis://127.0.0.1:")
+        # A new user sees the seed article without doing anything.
+        wait_for(lambda: client.xlen("ingest:articles") >= 1, timeout=60, what="seed article")
+        _, fields = client.xrange("ingest:articles")[0]
+        assert_seed_article(json.loads(fields[b"article"]))
+        # The worker answers a ping; Flower serves HTTP and saw the task.
+        app = Celery(broker=state["redis_url"])
+        replies = wait_for(lambda: app.control.ping(timeout=1.0), timeout=30, what="worker ping")
+        assert any("pong" in str(reply) for reply in replies)
+        base = f"http://127.0.0.1:{run.flower_port}"
+        wait_for(lambda: _get(f"{base}/healthcheck") == "OK", timeout=60, what="Flower healthcheck")
+        wait_for(
+            lambda: 'task="ingest.documents"' in (_get(f"{base}/metrics") or ""),
+            timeout=30,
+            what="Flower to show the ingest task",
+        )
+        # Redis, worker (+ its pool), beat and Flower share one process group.
+        assert len(group_members(pgid)) >= 5
+        # The data survives with AOF on.
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        client.close()
+
+        assert run.stop(signal.SIGTERM) == 0, run.log()
+        assert group_members(pgid) == [], "processes left behind"
+        assert not (tmp_path / "var" / "run.json").exists()
+        log = run.log()
+        assert "Warm shutdown" in log and "redis.stopped" in log
+
+        # Second start: the article persisted, the seeds are not replayed again;
+        # Ctrl-C (SIGINT) stops it as cleanly.
+        state = run.start()
+        pgid = os.getpgid(state["redis_pid"])
+        client = redis.Redis.from_url(state["redis_url"])
+        assert client.xlen("ingest:articles") == 1
+        assert client.exists("ingest:meta:seeded")
+        client.close()
+        assert run.stop(signal.SIGINT) == 0, run.log()
+        assert group_members(pgid) == []
+
+        # Third start: the supervisor is killed outright; its parts still go.
+        state = run.start()
+        pgid = os.getpgid(state["redis_pid"])
+        wait_for(lambda: len(group_members(pgid)) >= 5, timeout=30, what="all parts")
+        assert run.stop(signal.SIGKILL) == -signal.SIGKILL
+        wait_for(lambda: group_members(pgid) == [], timeout=60, what="orphans to exit")
+    finally:
+        if run.process and run.process.poll() is None:
+            run.process.kill()
+        for pid in group_members(pgid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _get(url: str) -> str | None:
+    try:
+        return httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return None

@@ -1,0 +1,376 @@
+"""The ``ingest`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from config.settings import Settings, SettingsError, defaults, env_var, get_settings
+from worker.logs import configure_logging
+from worker.runtime import NoRedisError, require_redis_url
+
+cli = typer.Typer(
+    help="feed-ingest: poll feeds, clean and deduplicate articles, publish them to Redis streams.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+rules_cli = typer.Typer(help="Boilerplate rule packs.", no_args_is_help=True)
+cli.add_typer(rules_cli, name="rules")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _settings(component: str) -> Settings:
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    configure_logging(settings, component)
+    return settings
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    try:
+        url = require_redis_url(settings)
+    except NoRedisError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        err.print(f"[red]error:[/] Redis at {url} does not answer: {exc}")
+        raise typer.Exit(2) from exc
+    return client
+
+
+def _celery_argv(settings: Settings, *args: str) -> list[str]:
+    return [*args, f"--loglevel={settings.log_level.upper()}"]
+
+
+# --- the service ---------------------------------------------------------------------
+
+
+@cli.command()
+def run(
+    seed: Annotated[
+        bool, typer.Option(help="Replay seeds_dir on the first start of the embedded default")
+    ] = True,
+) -> None:
+    """Run the whole service: embedded Redis (unless REDIS_URL), worker, scheduler, Flower.
+    Ctrl-C stops everything cleanly."""
+    from worker.service import Service
+
+    settings = _settings("run")
+    raise typer.Exit(Service(settings, seed=seed).run())
+
+
+@cli.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Queues to consume, comma-separated")] = (
+        "ingest,scheduler"
+    ),
+    concurrency: Annotated[
+        int | None, typer.Option(help="Processes (default: the worker_concurrency setting)")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Node name (%h: host name)")] = "ingest@%h",
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads, solo")] = "prefork",
+) -> None:
+    """Start a Celery worker (for deployment; `ingest run` starts one for you)."""
+    settings = _settings("worker")
+    _redis(settings).close()
+    from worker.app import app
+
+    procs = concurrency or settings.worker_concurrency or os.cpu_count() or 1
+    app.worker_main(
+        _celery_argv(settings, "worker", "-Q", queues, "-n", name, "-c", str(procs), "-P", pool)
+    )
+
+
+@cli.command()
+def beat() -> None:
+    """Start the scheduler. Only one is active even if several run (a lock in Redis)."""
+    settings = _settings("beat")
+    _redis(settings).close()
+    from worker.app import app
+
+    app.start(_celery_argv(settings, "beat"))
+
+
+@cli.command()
+def flower(
+    port: Annotated[int | None, typer.Option(help="Port (default: flower_port)")] = None,
+    address: Annotated[str | None, typer.Option(help="Address (default: flower_address)")] = None,
+) -> None:
+    """Start Flower, the web monitor for tasks and workers."""
+    settings = _settings("flower")
+    _redis(settings).close()
+    from worker.app import app
+
+    argv = [
+        "flower",
+        f"--address={address or settings.flower_address}",
+        f"--port={port or settings.flower_port}",
+    ]
+    if settings.flower_basic_auth:
+        argv.append(f"--basic-auth={settings.flower_basic_auth}")
+    app.start(argv)
+
+
+# --- documents -------------------------------------------------------------------------
+
+
+@cli.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="Seed files or folders", exists=True)],
+    wait: Annotated[bool, typer.Option(help="Wait for every document and print a summary")] = (
+        False
+    ),
+    force: Annotated[bool, typer.Option(help="Bypass dedup: publish again")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most")] = 600.0,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Documents per task (default: replay_batch_size)")
+    ] = None,
+) -> None:
+    """Send seed documents through the Celery queue (the same path as feed entries)."""
+    from worker.replay import send_replay, summarize_run, wait_for_run
+
+    settings = _settings("cli")
+    client = _redis(settings)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        sending = progress.add_task("sent", total=None)
+
+        def on_sent(done: int, total: int) -> None:
+            progress.update(sending, completed=done, total=total)
+
+        sent = send_replay(
+            client, paths, settings, force=force, batch_size=batch_size, on_progress=on_sent
+        )
+        if not wait:
+            progress.stop()
+            err.print(
+                f"run [bold]{sent.run_id}[/]: {sent.sent} documents queued, "
+                f"{sent.rejected} rejected. Watch them with `ingest tail --follow`."
+            )
+            raise typer.Exit(1 if sent.rejected else 0)
+        processing = progress.add_task("processed", total=sent.total)
+        finished = wait_for_run(
+            client,
+            sent.run_id,
+            sent.total,
+            timeout=timeout,
+            on_progress=lambda n: progress.update(processing, completed=n),
+        )
+    summary = summarize_run(client, sent.run_id)
+    table = Table(title=f"replay {sent.run_id}")
+    for column in ("published", "duplicates", "failed", "pending"):
+        table.add_column(column, justify="right")
+    counted = sum(summary.counts.values())
+    table.add_row(
+        str(summary.counts["published"]),
+        str(summary.counts["duplicate"]),
+        str(summary.counts["failed"]),
+        str(sent.total - counted),
+    )
+    out.print(table)
+    if summary.problems:
+        details = Table(title="not published", show_lines=False)
+        for column in ("status", "document", "reason"):
+            details.add_column(column)
+        for item in summary.problems:
+            details.add_row(
+                item["status"], item.get("source_ref") or item["doc_id"], item.get("reason", "")
+            )
+        out.print(details)
+    if not finished:
+        err.print(f"[yellow]timed out[/] after {timeout:g}s: {sent.total - counted} pending")
+        raise typer.Exit(3)
+    raise typer.Exit(1 if summary.counts["failed"] else 0)
+
+
+STREAMS = {"articles": "articles_stream", "duplicates": "duplicates_stream", "dead": "dead_stream"}
+
+
+def _entry_json(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    decoded = {k.decode(): v.decode() for k, v in fields.items()}
+    for name in ("article", "record"):
+        if name in decoded:
+            return dict(json.loads(decoded[name]))
+    return decoded
+
+
+def _print_entry(entry_id: str, data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    if "title" in data and "text" in data:
+        facts = [
+            data.get("author"),
+            data.get("published_at"),
+            f"{data.get('word_count')} words",
+            f"id {data.get('id')}",
+        ]
+        out.print(f"[dim]{entry_id}[/] [bold]{data['title']}[/]")
+        out.print("  " + " · ".join(str(f) for f in facts if f), style="cyan")
+        if data.get("removed"):
+            out.print("  removed: " + ", ".join(data["removed"]), style="dim")
+        out.print("  " + data["text"][:280].replace("\n\n", " ¶ ") + "…\n")
+    else:
+        out.print(f"[dim]{entry_id}[/] " + json.dumps(data, ensure_ascii=False)[:1000])
+
+
+@cli.command()
+def tail(
+    stream: Annotated[str, typer.Option(help="articles, duplicates or dead")] = "articles",
+    as_json: Annotated[bool, typer.Option("--json", help="Raw JSON, one entry a line")] = False,
+    count: Annotated[int, typer.Option(help="Entries shown from the end first")] = 10,
+    follow: Annotated[bool, typer.Option(help="Then wait for new entries (Ctrl-C stops)")] = False,
+) -> None:
+    """Print entries of a downstream stream (ingest:articles by default)."""
+    settings = _settings("cli")
+    if stream not in STREAMS:
+        err.print(f"[red]error:[/] unknown stream {stream!r}; one of {', '.join(STREAMS)}")
+        raise typer.Exit(2)
+    name = getattr(settings, STREAMS[stream])
+    client = _redis(settings)
+    last = "$"
+    if count > 0:
+        entries = list(reversed(client.xrevrange(name, count=count)))
+        for entry_id, fields in entries:
+            _print_entry(entry_id.decode(), _entry_json(fields), as_json)
+        if entries:
+            last = entries[-1][0].decode()
+    if not follow:
+        return
+    if last == "$":  # pin the position now, so nothing added meanwhile is missed
+        info = client.xinfo_stream(name) if client.exists(name) else None
+        last = info["last-generated-id"].decode() if info else "0-0"
+    try:
+        while True:
+            for _, entries in client.xread({name: last}, block=5000, count=100) or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    _print_entry(last, _entry_json(fields), as_json)
+    except KeyboardInterrupt:
+        return
+
+
+@cli.command()
+def clean(
+    paths: Annotated[list[Path], typer.Argument(help="Seed files or folders", exists=True)],
+    explain: Annotated[bool, typer.Option(help="Show on stderr which rule removed what")] = False,
+) -> None:
+    """Clean files offline (no Redis, no Celery): one article JSON per line on stdout."""
+    from pipelines.documents import DocumentError, load_files
+    from pipelines.process import process_document
+    from pipelines.rules import RuleError, rules_from_dir
+
+    settings = _settings("cli")
+    try:
+        rules = rules_from_dir(settings.boilerplate_dir)
+        zone = ZoneInfo(settings.default_timezone)
+    except (RuleError, ZoneInfoNotFoundError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    failed = 0
+    for loaded in load_files(paths, max_bytes=settings.max_document_bytes):
+        if loaded.document is None:
+            err.print(f"[red]failed[/] {loaded.path}: {loaded.error}")
+            failed += 1
+            continue
+        try:
+            result = process_document(loaded.document, rules, default_tz=zone)
+        except DocumentError as exc:
+            err.print(f"[red]failed[/] {loaded.path}: {exc.stage}: {exc.reason}")
+            failed += 1
+            continue
+        sys.stdout.write(result.article.to_json() + "\n")
+        if explain:
+            err.print(f"[bold]{loaded.path}[/]")
+            for removal in sorted(result.cleaned.removals, key=lambda r: r.position):
+                captured = f"  → {removal.captured}" if removal.captured else ""
+                err.print(
+                    f"  block {removal.position:>3}  {removal.rule_id:<28} "
+                    f"{removal.text[:60]!r}{captured}",
+                    highlight=False,
+                )
+    sys.stdout.flush()
+    raise typer.Exit(1 if failed else 0)
+
+
+# --- reference -----------------------------------------------------------------------------
+
+
+@rules_cli.command("list")
+def rules_list() -> None:
+    """Show the boilerplate rule packs and their rules."""
+    from pipelines.rules import RuleError, rules_from_dir
+
+    settings = _settings("cli")
+    try:
+        ruleset = rules_from_dir(settings.boilerplate_dir)
+    except RuleError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"boilerplate rules ({settings.boilerplate_dir})", show_lines=True)
+    for column in ("id", "where", "matches", "captures", "reason"):
+        table.add_column(column, overflow="fold")
+    for rule in ruleset.rules:
+        matches = rule.pattern or f"= {rule.equals_field}"
+        table.add_row(rule.id, rule.where, matches, ", ".join(rule.captures), rule.reason)
+    out.print(table)
+
+
+@cli.command()
+def schema(
+    write: Annotated[bool, typer.Option(help="Write pipelines/article.schema.json")] = False,
+) -> None:
+    """Print the article JSON Schema (the contract with downstream)."""
+    from pipelines.article import SCHEMA_FILE, json_schema_text
+
+    text = json_schema_text()
+    if write:
+        SCHEMA_FILE.write_text(text, encoding="utf-8")
+        err.print(f"wrote {SCHEMA_FILE}")
+    else:
+        sys.stdout.write(text)
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """Show every setting: its environment variable, effective value and default."""
+    settings = _settings("cli")
+    table = Table(title="settings (environment over INGEST_CONFIG_FILE over defaults)")
+    for column in ("setting", "variable", "value", "default"):
+        table.add_column(column, overflow="fold")
+    base = defaults()
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if name == "flower_basic_auth" and value:
+            value = "***"
+        table.add_row(name, env_var(name), str(value), str(base.get(name)))
+    out.print(table)
+
+
+def main() -> None:
+    cli()

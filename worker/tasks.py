@@ -1,0 +1,103 @@
+"""Celery tasks: thin wrappers that add Redis I/O, retries and logging context around
+the stages in ``pipelines/``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis
+import structlog
+
+from config.settings import get_settings
+from pipelines.ingest import IngestOptions, ingest_documents
+from pipelines.rules import rules_from_dir
+from worker.app import app
+from worker.runs import record_outcomes
+
+log = structlog.get_logger("worker.tasks")
+settings = get_settings()
+
+# Errors of the connection, not of the document: retry the task (its appends are
+# idempotent). Anything a document itself causes is handled per document.
+TRANSIENT_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+)
+
+SCHEDULER_KEY = "ingest:scheduler"
+TICKS_KEY = "ingest:scheduler:ticks"
+
+_client: redis.Redis | None = None
+
+
+def redis_client() -> redis.Redis:
+    """This process's client (created lazily, after the pool has forked)."""
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(
+            app.conf.broker_url, socket_timeout=30, health_check_interval=30
+        )
+    return _client
+
+
+def ingest_options(force: bool) -> IngestOptions:
+    return IngestOptions(
+        rules=rules_from_dir(settings.boilerplate_dir),
+        default_tz=ZoneInfo(settings.default_timezone),
+        dedup_ttl=settings.dedup_ttl,
+        articles_stream=settings.articles_stream,
+        duplicates_stream=settings.duplicates_stream,
+        dead_stream=settings.dead_stream,
+        force=force,
+    )
+
+
+@app.task(
+    bind=True,
+    name="ingest.documents",
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=settings.task_retry_backoff_max,
+    retry_jitter=True,
+    max_retries=settings.task_max_retries,
+)
+def ingest_documents_task(
+    self: Any, messages: list[dict[str, Any]], run_id: str | None = None, force: bool = False
+) -> dict[str, int]:
+    """Clean, dedup and publish a batch of documents (dicts from
+    ``RawDocument.to_message``). Returns the count of each outcome."""
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    client = redis_client()
+    outcomes = ingest_documents(
+        client, messages, ingest_options(force), delivery_id=self.request.id
+    )
+    if run_id:
+        record_outcomes(client, run_id, outcomes, ttl=settings.run_report_ttl)
+    counts = {"published": 0, "duplicate": 0, "failed": 0}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    return counts
+
+
+@app.task(name="scheduler.tick", autoretry_for=TRANSIENT_ERRORS, max_retries=1)
+def scheduler_tick() -> None:
+    """The scheduler's periodic tick. It records a heartbeat (so an operator can see the
+    single active scheduler is alive); the feed-polling issue adds claiming due feeds."""
+    now = datetime.now(UTC)
+    pipe = redis_client().pipeline()
+    pipe.hset(SCHEDULER_KEY, mapping={"last_tick_at": now.isoformat()})
+    pipe.hincrby(SCHEDULER_KEY, "ticks", 1)
+    pipe.lpush(TICKS_KEY, f"{now.timestamp():.3f}")
+    pipe.ltrim(TICKS_KEY, 0, 999)
+    pipe.execute()
+
+
+@app.task(name="ingest.noop")
+def noop(counter_key: str | None = None) -> None:
+    """Does nothing but count itself: measures Celery's per-task cost (bench/replay.py)."""
+    if counter_key:
+        redis_client().incr(counter_key)
