@@ -90,6 +90,24 @@ def worker_pids(main_pid: int) -> list[int]:
         return [main_pid]
 
 
+def measure_stages(folder: Path) -> float:
+    """Documents per CPU second through parse → clean → build alone, in this process:
+    the pipeline's own ceiling on one core, without Celery or Redis."""
+    from zoneinfo import ZoneInfo
+
+    from pipelines.documents import load_files
+    from pipelines.process import process_document
+    from pipelines.rules import rules_from_dir
+
+    rules = rules_from_dir(load_settings().boilerplate_dir)
+    documents = [loaded.document for loaded in load_files([folder]) if loaded.document]
+    zone = ZoneInfo("UTC")
+    start = time.process_time()
+    for document in documents:
+        process_document(document, rules, default_tz=zone)
+    return len(documents) / (time.process_time() - start)
+
+
 def measure_noop(client: redis.Redis, count: int) -> float:
     from worker.tasks import noop
 
@@ -169,6 +187,7 @@ def main() -> None:
                 cpu = cpu_seconds(pids) - cpu_before
                 rows.append((batch, rate, cpu / args.docs * 1000))
             published = client.xlen("ingest:articles")
+            stages_rate = measure_stages(docs)
         finally:
             client.close()
             worker.terminate()
@@ -185,6 +204,8 @@ def main() -> None:
     for batch, rate, cpu_ms in rows:
         label = f"articles end to end, {batch} doc/task"
         print(f"{label:<40} {rate:>10.0f} {rate / noop_rate:>9.2f} {cpu_ms:>18.3f}")
+    label = "stages alone in-process, per CPU second"
+    print(f"{label:<40} {stages_rate:>10.0f} {'':>9} {1000 / stages_rate:>18.3f}")
     print(f"published entries: {published} (expected {args.docs * len(batches)})")
 
 

@@ -172,6 +172,7 @@ def replay(
                 f"{sent.rejected} rejected. Watch them with `ingest tail --follow`."
             )
             raise typer.Exit(1 if sent.rejected else 0)
+        _warn_without_worker()
         processing = progress.add_task("processed", total=sent.total)
         finished = wait_for_run(
             client,
@@ -205,6 +206,16 @@ def replay(
         err.print(f"[yellow]timed out[/] after {timeout:g}s: {sent.total - counted} pending")
         raise typer.Exit(3)
     raise typer.Exit(1 if summary.counts["failed"] else 0)
+
+
+def _warn_without_worker() -> None:
+    from worker.app import app
+
+    if not app.control.ping(timeout=2.0, limit=1):
+        err.print(
+            "[yellow]warning:[/] no worker answers: the documents wait in the queue until "
+            "one runs (`ingest run`, or `ingest worker`)."
+        )
 
 
 STREAMS = {"articles": "articles_stream", "duplicates": "duplicates_stream", "dead": "dead_stream"}

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REDIS_SERVER = "redis-server"
 
@@ -163,7 +165,11 @@ class EmbeddedRedis:
         then SIGKILL if it does not go."""
         if self.process is None or self.process.poll() is not None:
             return
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout)
+        # No retries: the server closing the connection is the expected answer, and
+        # redis-py would otherwise reconnect with backoff for seconds.
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
         try:
             client.shutdown(nosave=not self.appendonly)
         except redis.ConnectionError:

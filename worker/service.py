@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -27,14 +28,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import redis
 import structlog
 
 from config.settings import Settings
 from worker.embedded_redis import EmbeddedRedis
-from worker.runtime import RunState, clear_state, write_state
+from worker.runtime import RunState, clear_state, read_state, write_state
 
 log = structlog.get_logger("worker.service")
 
@@ -50,6 +51,10 @@ def _die_with_parent() -> None:
     # Not Linux: no such call; the process group still holds the children.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ServiceError(RuntimeError):
+    """The service cannot start; the message says why and what to do."""
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Service:
         self.stopping = False
         self.hurry = False
         self.exit_code = 0
+        self._lock: IO[str] | None = None
 
     # --- process plumbing ------------------------------------------------------------
 
@@ -110,8 +116,26 @@ class Service:
 
     # --- start ---------------------------------------------------------------------------
 
+    def _lock_data_dir(self) -> None:
+        """One `ingest run` per data folder: two Redis servers must never share an
+        append-only file. The lock goes with this process, however it ends."""
+        path = self.settings.data_dir / "run.lock"
+        lock = path.open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            state = read_state(self.settings)
+            owner = f" (pid {state.supervisor_pid})" if state else ""
+            raise ServiceError(
+                f"another `ingest run`{owner} uses {self.settings.data_dir}; stop it first, "
+                "or give this one its own INGEST_DATA_DIR"
+            ) from None
+        self._lock = lock
+
     def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
         if not self.settings.redis_url:
             self.redis = EmbeddedRedis(
                 self.settings.data_dir / "redis",
@@ -238,9 +262,20 @@ class Service:
     # --- stop ----------------------------------------------------------------------------
 
     def _wait(self, parts: list[Part], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while any(p.alive() for p in parts) and time.monotonic() < deadline and not self.hurry:
-            time.sleep(0.1)
+        started = time.monotonic()
+        deadline = started + timeout
+        waiting = list(parts)
+        while waiting and time.monotonic() < deadline and not self.hurry:
+            for part in [p for p in waiting if not p.alive()]:
+                waiting.remove(part)
+                assert part.process is not None
+                log.info(
+                    "part.stopped",
+                    part=part.name,
+                    code=part.process.returncode,
+                    seconds=round(time.monotonic() - started, 2),
+                )
+            time.sleep(0.05)
         for part in parts:
             if part.alive():
                 assert part.process is not None
@@ -260,9 +295,6 @@ class Service:
             assert part.process is not None
             part.process.send_signal(signal.SIGTERM)  # worker: warm shutdown
         self._wait(running, self.settings.shutdown_timeout)
-        for part in self.parts:
-            if part.process is not None and part.process.returncode not in (None, 0):
-                log.info("part.stopped", part=part.name, code=part.process.returncode)
         if self.redis is not None:
             self.redis.stop(timeout=self.settings.shutdown_timeout)
             log.info("redis.stopped", aof=str(self.redis.directory))
@@ -272,7 +304,9 @@ class Service:
                 log.warning("service.strays_killed", pgid=pgid)
             except ProcessLookupError:
                 pass
-        clear_state(self.settings)
+        if self._lock is not None:
+            clear_state(self.settings)
+            self._lock.close()
         log.info("service.stopped", code=self.exit_code)
 
     def run(self) -> int:
@@ -283,6 +317,9 @@ class Service:
             self.start()
             self.seed_first_run()
             self.supervise()
+        except ServiceError as exc:
+            log.error("service.cannot_start", reason=str(exc))
+            self.exit_code = 2
         finally:
             self.stop()
             for sig, handler in previous.items():

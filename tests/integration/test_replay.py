@@ -4,6 +4,8 @@ streams, read back as downstream would."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,8 @@ import pytest
 import redis
 
 from tests.conftest import WorkerProcess
-from tests.expectations import assert_seed_article, validate_article
-from tests.helpers import SEED, SEEDS, run_cli
+from tests.expectations import SEED_TITLE, assert_seed_article, validate_article
+from tests.helpers import REPO, SEED, SEEDS, run_cli, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +156,30 @@ def test_tail_prints_the_article(env: dict[str, str], redis_client: redis.Redis)
     human = run_cli("tail", env=env)
     assert "Head Of Iran’s IRGC Operations In Syria Killed Near Aleppo" in human.stdout
     assert "Tyler Durden" in human.stdout
+
+
+def test_tail_follow_prints_new_articles_as_they_arrive(
+    env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    assert replay(env, str(SEED)).returncode == 0
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "worker", "tail", "--follow", "--json", "--count", "1"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        first = json.loads(tail.stdout.readline())  # the newest entry, shown first
+        assert first["title"] == SEED_TITLE
+        (tmp_path / "later.txt").write_text("A later story\n\nIt arrived after tail started.\n")
+        assert replay(env, str(tmp_path)).returncode == 0
+        later = json.loads(tail.stdout.readline())
+        assert later["title"] == "A later story"
+    finally:
+        stop_process(tail)
 
 
 def test_worker_logs_are_json_lines_bound_to_task_and_document(

@@ -18,8 +18,8 @@ import redis
 from celery import Celery
 
 from tests.expectations import assert_seed_article
-from tests.helpers import SEEDS, clean_env, wait_for
-from worker.embedded_redis import free_port
+from tests.helpers import SEEDS, clean_env, run_cli, wait_for
+from worker.embedded_redis import EmbeddedRedis, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,6 +110,11 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         # The data survives with AOF on.
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         client.close()
+        # A second `ingest run` on the same data folder refuses to start.
+        second = run_cli("run", env=run.env, cwd=tmp_path, timeout=60)
+        assert second.returncode == 2
+        assert f"pid {run.process.pid}" in second.stderr  # type: ignore[union-attr]
+        assert (tmp_path / "var" / "run.json").exists()
 
         assert run.stop(signal.SIGTERM) == 0, run.log()
         assert group_members(pgid) == [], "processes left behind"
@@ -146,3 +151,35 @@ def _get(url: str) -> str | None:
         return httpx.get(url, timeout=2).text
     except httpx.HTTPError:
         return None
+
+
+def test_run_with_redis_url_uses_that_server_and_starts_none(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    run = Run(tmp_path, free_port())
+    run.env["REDIS_URL"] = redis_server.url
+    state = run.start()
+    try:
+        assert state["redis_url"] == redis_server.url and state["redis_pid"] is None
+        wait_for(
+            lambda: _get(f"http://127.0.0.1:{run.flower_port}/healthcheck") == "OK",
+            timeout=60,
+            what="Flower healthcheck",
+        )
+        members = group_members(os.getpgid(wait_for(lambda: _child_pid(run), 10, what="child")))
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in members]
+        assert not any(b"redis-server" in c for c in commands)
+        # Not the embedded default: the seeds are not replayed.
+        assert not redis_client.exists("ingest:meta:seeded")
+        assert run.stop(signal.SIGTERM) == 0, run.log()
+        assert redis_client.ping()  # a server we did not start is left running
+    finally:
+        if run.process and run.process.poll() is None:
+            run.process.kill()
+
+
+def _child_pid(run: Run) -> int | None:
+    assert run.process is not None
+    children = Path(f"/proc/{run.process.pid}/task/{run.process.pid}/children")
+    pids = children.read_text().split() if children.exists() else []
+    return int(pids[0]) if pids else None
