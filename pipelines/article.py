@@ -46,7 +46,9 @@ class Article(BaseModel):
     )
     url: str | None = Field(None, description="URL the document was fetched from or names")
     canonical_url: str | None = Field(
-        None, description="Canonical URL (rel=canonical, og:url, or the normalized url)"
+        None,
+        description="rel=canonical or og:url, else the document's URL: absolute http(s), "
+        "scheme and host lower-cased, no fragment",
     )
     original_url: str | None = Field(
         None, description="Where a repost names its source (e.g. a 'Go to Source' link)"

@@ -133,16 +133,25 @@ class LoadedFile:
 
 
 def iter_seed_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named by ``paths``; folders are walked recursively in name order, and
-    only files of a known seed type are taken from them (a README beside the seeds is
+    """Files named by ``paths``, each once; folders are walked recursively in name order,
+    and only files of a known seed type are taken from them (a README beside the seeds is
     not a seed). A file named explicitly is always returned."""
+    seen: set[Path] = set()
     for path in paths:
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in SEED_SUFFIXES:
-                    yield child
-        else:
-            yield path
+        found = (
+            [
+                c
+                for c in sorted(path.rglob("*"))
+                if c.is_file() and c.suffix.lower() in SEED_SUFFIXES
+            ]
+            if path.is_dir()
+            else [path]
+        )
+        for file in found:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield file
 
 
 def load_files(

@@ -21,7 +21,7 @@ from pipelines.article import Article
 from pipelines.dedup import Verdict, claim_exact
 from pipelines.documents import DocumentError, RawDocument
 from pipelines.process import process_document
-from pipelines.publish import Append, append_once, article_fields, record_fields
+from pipelines.publish import Append, Appended, append_once, article_fields, record_fields
 from pipelines.rules import RuleSet
 
 log = structlog.get_logger("pipelines.ingest")
@@ -63,13 +63,13 @@ class _Failure:
 
 
 def _process(
-    index: int, message: dict[str, Any], options: IngestOptions
+    message: dict[str, Any], options: IngestOptions, *, fallback_id: str
 ) -> tuple[str, str | None, Article | _Failure]:
     try:
         doc = RawDocument.from_message(message)
     except DocumentError as exc:
-        return f"malformed-{index}", None, _Failure(exc.stage, exc.reason)
-    with structlog.contextvars.bound_contextvars(doc_id=doc.doc_id, source=doc.source_ref):
+        return fallback_id, None, _Failure(exc.stage, exc.reason)
+    with structlog.contextvars.bound_contextvars(doc_id=doc.doc_id, source_ref=doc.source_ref):
         try:
             result = process_document(doc, options.rules, default_tz=options.default_tz)
             return doc.doc_id, doc.source_ref, result.article
@@ -90,7 +90,10 @@ def ingest_documents(
     """Run a batch of document messages through the pipeline. ``delivery_id`` names this
     delivery (the task id, stable across retries); it scopes dead letters and forced
     publications so a retry does not repeat them."""
-    processed = [_process(i, message, options) for i, message in enumerate(messages)]
+    processed = [
+        _process(message, options, fallback_id=f"malformed-{delivery_id}-{i}")
+        for i, message in enumerate(messages)
+    ]
     articles = [item for _, _, item in processed if isinstance(item, Article)]
     verdicts: dict[str, Verdict] = {}
     if not options.force:
@@ -99,15 +102,9 @@ def ingest_documents(
     appends: list[Append] = []
     for (doc_id, source_ref, item), message in zip(processed, messages, strict=True):
         if isinstance(item, _Failure):
-            record = {
-                "doc_id": doc_id,
-                "source_ref": source_ref,
-                "stage": item.stage,
-                "reason": item.reason,
-                "message": message,
-            }
-            key = f"dead:{delivery_id}:{doc_id}"
-            appends.append(Append(options.dead_stream, key, record_fields("dead", record)))
+            appends.append(
+                _dead_letter(options.dead_stream, doc_id, source_ref, item, message, delivery_id)
+            )
         elif (verdict := verdicts.get(item.id)) is not None and verdict.is_duplicate:
             record = {
                 "id": item.id,
@@ -130,18 +127,71 @@ def ingest_documents(
             key = f"{item.id}:{delivery_id}" if options.force else item.id
             appends.append(Append(options.articles_stream, key, article_fields(item)))
 
-    results = append_once(client, appends, ttl=options.dedup_ttl)
-    outcomes = [
-        _outcome(
-            doc_id,
-            source_ref,
-            item,
-            verdicts.get(item.id) if isinstance(item, Article) else None,
-            appended.entry_id,
-            appended.created,
-        )
-        for (doc_id, source_ref, item), appended in zip(processed, results, strict=True)
-    ]
+    results = append_once(client, appends, ttl=options.dedup_ttl, delivery_id=delivery_id)
+    return _log_outcomes(
+        [
+            _outcome(
+                doc_id,
+                source_ref,
+                item,
+                verdicts.get(item.id) if isinstance(item, Article) else None,
+                appended,
+            )
+            for (doc_id, source_ref, item), appended in zip(processed, results, strict=True)
+        ]
+    )
+
+
+def fail_documents(
+    client: redis.Redis,
+    messages: Sequence[dict[str, Any]],
+    *,
+    stage: str,
+    reason: str,
+    dead_stream: str,
+    ttl: int,
+    delivery_id: str,
+) -> list[Outcome]:
+    """Dead-letter every message of a batch that could not be processed at all (the task
+    failed for good), so that no document disappears with its task."""
+    failure = _Failure(stage, reason)
+    appends, refs = [], []
+    for i, message in enumerate(messages):
+        try:
+            doc = RawDocument.from_message(message)
+            doc_id, source_ref = doc.doc_id, doc.source_ref
+        except DocumentError:
+            doc_id, source_ref = f"malformed-{delivery_id}-{i}", None
+        refs.append((doc_id, source_ref))
+        appends.append(_dead_letter(dead_stream, doc_id, source_ref, failure, message, delivery_id))
+    results = append_once(client, appends, ttl=ttl, delivery_id=delivery_id)
+    return _log_outcomes(
+        [
+            _outcome(doc_id, source_ref, failure, None, appended)
+            for (doc_id, source_ref), appended in zip(refs, results, strict=True)
+        ]
+    )
+
+
+def _dead_letter(
+    stream: str,
+    doc_id: str,
+    source_ref: str | None,
+    failure: _Failure,
+    message: dict[str, Any],
+    delivery_id: str,
+) -> Append:
+    record = {
+        "doc_id": doc_id,
+        "source_ref": source_ref,
+        "stage": failure.stage,
+        "reason": failure.reason,
+        "message": message,
+    }
+    return Append(stream, f"dead:{delivery_id}:{doc_id}", record_fields("dead", record))
+
+
+def _log_outcomes(outcomes: list[Outcome]) -> list[Outcome]:
     for outcome in outcomes:
         fields = outcome.to_dict()
         if outcome.status == "failed":
@@ -156,9 +206,9 @@ def _outcome(
     source_ref: str | None,
     item: Article | _Failure,
     verdict: Verdict | None,
-    entry_id: str,
-    created: bool,
+    appended: Appended,
 ) -> Outcome:
+    entry_id = appended.entry_id
     if isinstance(item, _Failure):
         return Outcome(
             doc_id, source_ref, "failed", entry_id=entry_id, reason=f"{item.stage}: {item.reason}"
@@ -175,7 +225,7 @@ def _outcome(
             reason=f"same {layer} as article {verdict.owner_id}",
             **common,
         )
-    if not created:
+    if not appended.by_this_delivery:  # a retry of this delivery still reports its work
         return Outcome(
             doc_id,
             source_ref,

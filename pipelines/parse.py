@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
@@ -185,6 +185,7 @@ def _html_metadata(
     canonical = _first(root, "//link[@rel='canonical']/@href", *meta("og:url"))
     if canonical and base_url:
         canonical = urljoin(base_url, canonical)
+    canonical = absolute_url(canonical)
     published_raw = _first(
         root,
         *meta("article:published_time", "datePublished", "pubdate", "date"),
@@ -201,6 +202,20 @@ def _html_metadata(
         language=_first(root, "/html/@lang", *meta("og:locale")),
         summary=_first(root, *meta("description", "og:description")),
     )
+
+
+def absolute_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL, with the scheme and host lower-cased and
+    the fragment dropped; None otherwise. A relative canonical link on a page with no
+    known address names nothing: two pages must not share "/story" as an identity.
+    (Tracking parameters are stripped by the dedup issue's URL normalization.)"""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    netloc = parts.netloc.rsplit("@", 1)[-1].lower()
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
 def parse_timestamp(value: str, default_tz: tzinfo) -> datetime | None:

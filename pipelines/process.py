@@ -14,7 +14,7 @@ from itertools import groupby
 from pipelines.article import Article, article_id
 from pipelines.clean import CleanResult, clean
 from pipelines.documents import DocumentError, RawDocument
-from pipelines.parse import parse_document
+from pipelines.parse import absolute_url, parse_document
 from pipelines.rules import RuleSet
 from pipelines.text import content_hash, shorten, word_count
 
@@ -53,7 +53,7 @@ def build_article(cleaned: CleanResult, doc: RawDocument) -> Article:
     text = "\n\n".join(paras)
     meta = cleaned.meta
     digest = content_hash(text)
-    canonical = meta.canonical_url or meta.url
+    canonical = meta.canonical_url or absolute_url(meta.url)
     ident = article_id(canonical, digest)
     assert meta.title  # parse_document refuses untitled documents
     return Article(

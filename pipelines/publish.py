@@ -18,16 +18,22 @@ from pipelines.article import Article
 
 MARKER_PREFIX = "ingest:published:"
 
-# KEYS: stream, marker. ARGV: marker ttl, then field, value, field, value…
-# Returns {1, new entry id} or {0, the entry id appended before}.
+# KEYS: stream, marker. ARGV: marker ttl, delivery id, then field, value, field, value…
+# The marker holds "<entry id> <delivery id>". Returns {1, new entry id, 1}, or
+# {0, the earlier entry id, 1 if that delivery made it}. Seeing the item again keeps its
+# marker for another full horizon, as the dedup claim does for its keys.
 _APPEND_ONCE = """
 local previous = redis.call('GET', KEYS[2])
 if previous then
-  return {0, previous}
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  local space = string.find(previous, ' ', 1, true)
+  local entry = string.sub(previous, 1, space - 1)
+  local same = string.sub(previous, space + 1) == ARGV[2] and 1 or 0
+  return {0, entry, same}
 end
-local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[2], entry, 'EX', ARGV[1])
-return {1, entry}
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], entry .. ' ' .. ARGV[2], 'EX', ARGV[1])
+return {1, entry, 1}
 """
 
 
@@ -41,26 +47,29 @@ class Append:
 @dataclass(frozen=True, slots=True)
 class Appended:
     entry_id: str
-    created: bool
+    created: bool  # this call appended the entry
+    by_this_delivery: bool  # this call, or an earlier attempt of the same delivery, did
 
 
-def append_once(client: redis.Redis, appends: Sequence[Append], *, ttl: int) -> list[Appended]:
-    """Append each entry unless its idempotency key was used before (one round trip)."""
+def append_once(
+    client: redis.Redis, appends: Sequence[Append], *, ttl: int, delivery_id: str
+) -> list[Appended]:
+    """Append each entry unless its idempotency key was used before (one round trip).
+    ``delivery_id`` (the task id: stable when a task is retried or redelivered) tells a
+    retry of this delivery, which did the work, from another delivery of the same item."""
     if not appends:
         return []
     script = client.register_script(_APPEND_ONCE)
     pipe = client.pipeline(transaction=False)
     for item in appends:
-        args: list[str | int] = [ttl]
+        args: list[str | int] = [ttl, delivery_id]
         for name, value in item.fields.items():
             args += [name, value]
         script(keys=[item.stream, MARKER_PREFIX + item.idempotency_key], args=args, client=pipe)
-    results = []
-    for created, entry in pipe.execute():
-        results.append(
-            Appended(entry.decode() if isinstance(entry, bytes) else entry, created == 1)
-        )
-    return results
+    return [
+        Appended(entry.decode() if isinstance(entry, bytes) else entry, created == 1, same == 1)
+        for created, entry, same in pipe.execute()
+    ]
 
 
 def article_fields(article: Article) -> dict[str, str]:

@@ -30,8 +30,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+log = structlog.get_logger("pipelines.rules")
 
 Where = Literal["head", "tail", "edges", "any"]
 CaptureField = Literal["author", "published_at", "original_url", "title"]
@@ -84,7 +87,8 @@ class Rule(BaseModel):
     def match(self, line: str) -> dict[str, str] | None:
         """The captured groups when the whole ``line`` matches, else None. Only for
         pattern rules; ``equals_field`` rules are matched by the cleaner."""
-        return Matcher.of(self).match(line)
+        assert self.regex is not None, "equals_field rules are matched by the cleaner"
+        return _whole_line_groups(self.regex, line)
 
 
 @lru_cache(maxsize=1024)
@@ -107,10 +111,12 @@ class Matcher:
 
     def match(self, line: str) -> dict[str, str] | None:
         assert self.regex is not None
-        found = self.regex.fullmatch(line)
-        if found is None:
-            return None
-        return {k: v for k, v in found.groupdict().items() if v}
+        return _whole_line_groups(self.regex, line)
+
+
+def _whole_line_groups(regex: re.Pattern[str], line: str) -> dict[str, str] | None:
+    found = regex.fullmatch(line)
+    return None if found is None else {k: v for k, v in found.groupdict().items() if v}
 
 
 class RulePack(BaseModel):
@@ -183,6 +189,7 @@ def _cached_rules(directory: Path, stamp: tuple[tuple[str, int], ...]) -> RuleSe
 
 
 _last_check: dict[Path, tuple[float, RuleSet]] = {}
+_broken: dict[Path, tuple[tuple[str, int], ...]] = {}
 RECHECK_SECONDS = 2.0
 
 
@@ -195,6 +202,20 @@ def rules_from_dir(directory: Path) -> RuleSet:
     if checked and now - checked[0] < RECHECK_SECONDS:
         return checked[1]
     stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(directory.glob("*.yaml")))
-    rules = _cached_rules(directory, stamp)
+    try:
+        rules = _cached_rules(directory, stamp)
+    except RuleError as exc:
+        if checked is None:
+            raise  # nothing loaded yet: the caller must know
+        # A broken edit must not stop the worker: keep the last good packs until fixed.
+        if _broken.get(directory) != stamp:
+            _broken[directory] = stamp
+            log.error(
+                "rules.reload_failed",
+                directory=str(directory),
+                error=str(exc),
+                keeping="the last packs that loaded",
+            )
+        rules = checked[1]
     _last_check[directory] = (now, rules)
     return rules

@@ -95,4 +95,4 @@ def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
 
 @signals.task_postrun.connect
 def _unbind_task(**_: Any) -> None:
-    structlog.contextvars.unbind_contextvars("task_id", "task", "doc_id", "source")
+    structlog.contextvars.unbind_contextvars("task_id", "task", "run_id", "doc_id", "source_ref")

@@ -28,8 +28,9 @@ cli = typer.Typer(
 rules_cli = typer.Typer(help="Boilerplate rule packs.", no_args_is_help=True)
 cli.add_typer(rules_cli, name="rules")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Wide when piped: tables in logs and scripts should not wrap at 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _settings(component: str) -> Settings:
@@ -120,14 +121,16 @@ def flower(
     _redis(settings).close()
     from worker.app import app
 
-    argv = [
-        "flower",
-        f"--address={address or settings.flower_address}",
-        f"--port={port or settings.flower_port}",
-    ]
     if settings.flower_basic_auth:
-        argv.append(f"--basic-auth={settings.flower_basic_auth}")
-    app.start(argv)
+        # Flower reads it from the environment; on the command line `ps` would show it.
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
+    app.start(
+        [
+            "flower",
+            f"--address={address or settings.flower_address}",
+            f"--port={port or settings.flower_port}",
+        ]
+    )
 
 
 # --- documents -------------------------------------------------------------------------

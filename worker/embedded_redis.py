@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -160,7 +159,7 @@ class EmbeddedRedis:
             lines += self.process.stderr.read().decode(errors="replace").strip().splitlines()
         return " | ".join(lines[-3:]) or "no log output"
 
-    def stop(self, timeout: float = 30.0, on_timeout: Callable[[], None] | None = None) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         """SHUTDOWN (which fsyncs the append-only file), wait for the process; SIGTERM,
         then SIGKILL if it does not go."""
         if self.process is None or self.process.poll() is not None:
@@ -181,8 +180,6 @@ class EmbeddedRedis:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            if on_timeout:
-                on_timeout()
             self.kill()
 
     def kill(self) -> None:

@@ -23,7 +23,7 @@ import redis
 from config.settings import Settings
 from pipelines.documents import iter_seed_files, load_files
 from pipelines.ingest import Outcome
-from worker.runs import processed_count, record_outcomes, run_outcomes, start_run
+from worker.runs import processed_count, record_outcomes, run_outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +67,6 @@ def send_replay(
 
     files = list(iter_seed_files(paths))
     run_id = new_run_id()
-    start_run(
-        client,
-        run_id,
-        {
-            "total": len(files),
-            "paths": [str(p) for p in paths],
-            "force": force,
-            "started_at": datetime.now(UTC).isoformat(),
-        },
-        ttl=settings.run_report_ttl,
-    )
     size = max(1, batch_size or settings.replay_batch_size)
     batch: list[dict[str, Any]] = []
     rejected: list[Outcome] = []

@@ -1,9 +1,8 @@
 """Replay runs: what ``ingest replay`` sent and what became of each document.
 
-A run is a Redis hash ``ingest:run:<id>`` of document id → outcome JSON (written by the
-task, so a retried task overwrites its own entries instead of counting twice) and a
-hash ``ingest:run:<id>:meta`` (total, skipped files, start time). Both expire after
-``run_report_ttl``.
+A run is a Redis hash ``ingest:run:<id>`` of document id → outcome JSON, written by the
+task (so a retried task overwrites its own entries instead of counting twice) and by
+``ingest replay`` for files it could not read. It expires after ``run_report_ttl``.
 """
 
 from __future__ import annotations
@@ -21,17 +20,6 @@ RUN_PREFIX = "ingest:run:"
 
 def _outcomes_key(run_id: str) -> str:
     return f"{RUN_PREFIX}{run_id}"
-
-
-def _meta_key(run_id: str) -> str:
-    return f"{RUN_PREFIX}{run_id}:meta"
-
-
-def start_run(client: redis.Redis, run_id: str, meta: dict[str, Any], *, ttl: int) -> None:
-    pipe = client.pipeline()
-    pipe.hset(_meta_key(run_id), mapping={k: json.dumps(v) for k, v in meta.items()})
-    pipe.expire(_meta_key(run_id), ttl)
-    pipe.execute()
 
 
 def record_outcomes(
@@ -52,8 +40,3 @@ def processed_count(client: redis.Redis, run_id: str) -> int:
 
 def run_outcomes(client: redis.Redis, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(v) for v in client.hvals(_outcomes_key(run_id))]
-
-
-def run_meta(client: redis.Redis, run_id: str) -> dict[str, Any]:
-    raw = client.hgetall(_meta_key(run_id))
-    return {k.decode(): json.loads(v) for k, v in raw.items()}

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import redis
 import structlog
+from celery import Task
 
 from config.settings import get_settings
-from pipelines.ingest import IngestOptions, ingest_documents
+from pipelines.ingest import IngestOptions, fail_documents, ingest_documents
 from pipelines.rules import rules_from_dir
 from worker.app import app
 from worker.runs import record_outcomes
@@ -56,8 +57,45 @@ def ingest_options(force: bool) -> IngestOptions:
     )
 
 
+class DocumentsTask(Task):  # type: ignore[misc]
+    """A document task that, when it fails for good (retries used up, a broken rule
+    pack, the soft time limit), dead-letters each of its documents with the reason,
+    instead of letting them vanish with an acknowledged, failed task."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        messages: list[dict[str, Any]] = list(args[0] if args else kwargs.get("messages", []))
+        run_id = kwargs.get("run_id")
+        reason = f"{type(exc).__name__}: {exc}"
+        try:
+            client = redis_client()
+            outcomes = fail_documents(
+                client,
+                messages,
+                stage="task",
+                reason=reason,
+                dead_stream=settings.dead_stream,
+                ttl=settings.dedup_ttl,
+                delivery_id=task_id,
+            )
+            if run_id:
+                record_outcomes(client, run_id, outcomes, ttl=settings.run_report_ttl)
+        except redis.RedisError as redis_error:
+            # Nowhere to write: the log is the last place the documents are named.
+            log.error(
+                "batch.lost",
+                task_id=task_id,
+                run_id=run_id,
+                reason=reason,
+                redis_error=str(redis_error),
+                documents=[m.get("source_ref") or m.get("url") for m in messages],
+            )
+
+
 @app.task(
     bind=True,
+    base=DocumentsTask,
     name="ingest.documents",
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,

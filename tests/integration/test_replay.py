@@ -4,6 +4,8 @@ streams, read back as downstream would."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,8 @@ import redis
 
 from tests.conftest import WorkerProcess
 from tests.expectations import SEED_TITLE, assert_seed_article, validate_article
-from tests.helpers import REPO, SEED, SEEDS, run_cli, stop_process
+from tests.helpers import REPO, SEED, SEEDS, clean_env, run_cli, stop_process, wait_for
+from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +197,63 @@ def test_worker_logs_are_json_lines_bound_to_task_and_document(
     line = published[-1]
     assert line["task_id"] and line["doc_id"] and line["article_id"]
     assert line["component"] == "worker" and line["task"] == "ingest.documents"
+
+
+def test_a_file_named_twice_is_replayed_once(
+    env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    result = replay(env, str(SEED), str(SEEDS), str(SEED))
+    assert result.returncode == 0, result.stderr
+    # published 1, duplicates 0, failed 0, pending 0
+    assert re.search(r"│\s*1\s*│\s*0\s*│\s*0\s*│\s*0\s*│", result.stdout), result.stdout
+    assert len(stream_articles(redis_client)) == 1
+
+
+def test_a_broken_rule_pack_dead_letters_the_batch_instead_of_losing_it(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """A worker whose packs cannot load fails its task; every document of it still ends
+    as a dead letter with the reason, and in the run's summary."""
+    # Its own database: the session's worker must not take these tasks.
+    url = redis_server.url.rsplit("/", 1)[0] + "/3"
+    client = redis.Redis.from_url(url)
+    client.flushdb()  # our own server, our own database
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "broken.yaml").write_text("pack: broken\ndescription: d\nrules:\n  - id: nope\n")
+    env = clean_env(
+        REDIS_URL=url, INGEST_RULES_DIR=str(rules), INGEST_DATA_DIR=str(tmp_path / "var")
+    )
+    log_file = tmp_path / "worker.log"
+    with log_file.open("wb") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "worker",
+                "--concurrency",
+                "1",
+                "--pool",
+                "solo",
+                "--name",
+                f"broken-{os.getpid()}@%h",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "ready." in log_file.read_text(), timeout=60, what="worker")
+        result = replay(env, str(SEED))
+        assert result.returncode == 1
+        assert "RuleError" in result.stdout and "broken.yaml" in result.stdout
+        (dead,) = stream_records(client, "ingest:dead")
+        assert dead["stage"] == "task" and "broken.yaml" in dead["reason"]
+        assert dead["source_ref"] == str(SEED)
+        assert client.xlen("ingest:articles") == 0
+    finally:
+        stop_process(worker)
+        client.flushdb()
+        client.close()

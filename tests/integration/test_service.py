@@ -20,24 +20,9 @@ from celery import Celery
 from tests.expectations import assert_seed_article
 from tests.helpers import SEEDS, clean_env, run_cli, wait_for
 from worker.embedded_redis import EmbeddedRedis, free_port
+from worker.service import group_members
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes of a process group (zombies excluded), from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 class Run:
@@ -95,9 +80,7 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         _, fields = client.xrange("ingest:articles")[0]
         assert_seed_article(json.loads(fields[b"article"]))
         # The worker answers a ping; Flower serves HTTP and saw the task.
-        app = Celery(broker=state["redis_url"])
-        replies = wait_for(lambda: app.control.ping(timeout=1.0), timeout=30, what="worker ping")
-        assert any("pong" in str(reply) for reply in replies)
+        wait_for(lambda: _worker_ping(state["redis_url"]), timeout=30, what="worker ping")
         base = f"http://127.0.0.1:{run.flower_port}"
         wait_for(lambda: _get(f"{base}/healthcheck") == "OK", timeout=60, what="Flower healthcheck")
         wait_for(
@@ -116,11 +99,27 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"pid {run.process.pid}" in second.stderr  # type: ignore[union-attr]
         assert (tmp_path / "var" / "run.json").exists()
 
+        # A part that dies is restarted: the worker, and Redis (same port, data kept).
+        os.kill(_part_pid(run, "worker"), signal.SIGKILL)
+        os.kill(state["redis_pid"], signal.SIGKILL)
+        wait_for(
+            lambda: run.log_file.read_text().count('"part.started"') >= 6,
+            timeout=30,
+            what="restarts",
+        )
+        state = wait_for(lambda: _restarted_state(run, state), timeout=30, what="new run.json")
+        client = redis.Redis.from_url(state["redis_url"])
+        wait_for(lambda: _ping(client), timeout=30, what="Redis back")
+        assert client.xlen("ingest:articles") == 1  # the AOF brought the article back
+        wait_for(lambda: _worker_ping(state["redis_url"]), timeout=60, what="worker back")
+        client.close()
+
         assert run.stop(signal.SIGTERM) == 0, run.log()
         assert group_members(pgid) == [], "processes left behind"
         assert not (tmp_path / "var" / "run.json").exists()
         log = run.log()
         assert "Warm shutdown" in log and "redis.stopped" in log
+        assert "service.strays_killed" not in log, "the orderly stop left processes"
 
         # Second start: the article persisted, the seeds are not replayed again;
         # Ctrl-C (SIGINT) stops it as cleanly.
@@ -144,6 +143,38 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
             run.process.kill()
         for pid in group_members(pgid):
             os.kill(pid, signal.SIGKILL)
+
+
+def _part_pid(run: Run, name: str) -> int:
+    """Pid of a part, from the supervisor's last part.started line for it."""
+    starts = [
+        json.loads(line)
+        for line in run.log_file.read_text().splitlines()
+        if line.startswith("{") and '"part.started"' in line
+    ]
+    return int([s for s in starts if s["part"] == name][-1]["pid"])
+
+
+def _restarted_state(run: Run, before: dict[str, Any]) -> dict[str, Any] | None:
+    state = json.loads((run.folder / "var" / "run.json").read_text())
+    return state if state["redis_pid"] != before["redis_pid"] else None
+
+
+def _worker_ping(redis_url: str) -> bool:
+    app = Celery(broker=redis_url)
+    try:
+        return any("pong" in str(reply) for reply in app.control.ping(timeout=1.0))
+    except Exception:  # the broker going away mid-ping: not an answer
+        return False
+    finally:
+        app.close()
+
+
+def _ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def _get(url: str) -> str | None:

@@ -58,3 +58,21 @@ def test_blocks_come_from_the_article_without_navigation_or_scripts() -> None:
 def test_a_bare_fragment_still_gives_text() -> None:
     parsed = parse_html("Just <b>some</b> text", base_url=None, default_tz=ZoneInfo("UTC"))
     assert [b.text for b in parsed.blocks] == ["Just some text"]
+
+
+def test_canonical_urls_must_be_absolute() -> None:
+    from pipelines.parse import absolute_url
+
+    assert absolute_url("HTTPS://Example.ORG/Path?q=1#frag") == "https://example.org/Path?q=1"
+    assert absolute_url("https://example.org") == "https://example.org/"
+    assert absolute_url("/relative/story") is None
+    assert absolute_url("javascript:alert(1)") is None
+    assert absolute_url("ftp://example.org/x") is None
+    page = '<html><head><title>T</title><link rel="canonical" href="/story"></head></html>'
+    assert parse_html(page, base_url=None, default_tz=ZoneInfo("UTC")).meta.canonical_url is None
+    assert (
+        parse_html(
+            page, base_url="https://a.example/x", default_tz=ZoneInfo("UTC")
+        ).meta.canonical_url
+        == "https://a.example/story"
+    )

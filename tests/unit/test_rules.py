@@ -136,3 +136,21 @@ def test_an_edited_pack_takes_effect_without_restart(
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert [r.id for r in rules_from_dir(tmp_path).rules] == ["demo.y"]
+
+
+def test_a_broken_edit_keeps_the_last_good_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipelines.rules.RECHECK_SECONDS", 0.0)
+    path = write_pack(tmp_path, "demo", "pack: demo\ndescription: d\nrules:" + GOOD_RULE)
+    good = rules_from_dir(tmp_path)
+    path.write_text("pack: demo\ndescription: d\nrules:\n  - id: broken\n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert rules_from_dir(tmp_path) is good
+
+
+def test_a_broken_pack_at_first_load_is_an_error(tmp_path: Path) -> None:
+    write_pack(tmp_path, "demo", "pack: demo\ndescription: d\nrules:\n  - id: broken\n")
+    with pytest.raises(RuleError, match=r"demo\.yaml"):
+        rules_from_dir(tmp_path)
