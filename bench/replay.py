@@ -96,12 +96,12 @@ def measure_stages(folder: Path) -> float:
     the pipeline's own ceiling on one core, without Celery or Redis."""
     from zoneinfo import ZoneInfo
 
-    from pipelines.documents import load_files
     from pipelines.process import process_document
     from pipelines.rules import rules_from_dir
+    from pipelines.seeds import load_seed_files
 
     rules = rules_from_dir(load_settings().boilerplate_dir)
-    documents = [loaded.document for loaded in load_files([folder]) if loaded.document]
+    documents = [doc for loaded in load_seed_files([folder]) for doc in loaded.documents]
     zone = ZoneInfo("UTC")
     start = time.process_time()
     for document in documents:

@@ -101,6 +101,88 @@ class Settings(BaseModel):
     )
     dead_stream: str = _env("INGEST_DEAD_STREAM", "Stream of dead letters (failed documents)")
 
+    # Feeds: scheduling
+    feeds_file: Path | None = _env(
+        "INGEST_FEEDS_FILE", "Feed list loaded at start; unset: config/feeds.yaml"
+    )
+    poll_min_interval: int = _env(
+        "INGEST_POLL_MIN_INTERVAL", "Shortest interval between polls of a feed, seconds"
+    )
+    poll_max_interval: int = _env(
+        "INGEST_POLL_MAX_INTERVAL", "Longest interval between polls of a feed, seconds"
+    )
+    poll_default_interval: int = _env(
+        "INGEST_POLL_DEFAULT_INTERVAL",
+        "Interval of a feed whose posting rate is not known yet, seconds",
+    )
+    poll_jitter: float = _env("INGEST_POLL_JITTER", "Share of the interval added at random")
+    poll_max_jitter: int = _env(
+        "INGEST_POLL_MAX_JITTER", "Most seconds of jitter added to an interval"
+    )
+    poll_lease: int = _env(
+        "INGEST_POLL_LEASE",
+        "Seconds a claimed feed is held; a dead worker's feed is due again after it",
+    )
+    poll_max_in_flight: int = _env(
+        "INGEST_POLL_MAX_IN_FLIGHT", "Feeds claimed and not finished, at most"
+    )
+    poll_batch_size: int = _env("INGEST_POLL_BATCH_SIZE", "Feeds per poll task")
+    poll_threads: int = _env("INGEST_POLL_THREADS", "Concurrent fetches inside one poll task")
+    unconditional_every: int = _env(
+        "INGEST_UNCONDITIONAL_EVERY",
+        "Seconds after which a feed is fetched without ETag/Last-Modified",
+    )
+    redirect_confirmations: int = _env(
+        "INGEST_REDIRECT_CONFIRMATIONS",
+        "Permanent redirects in a row before a feed's URL is updated",
+    )
+    outage_failure_ratio: float = _env(
+        "INGEST_OUTAGE_FAILURE_RATIO",
+        "Share of recent polls failing that is taken as our own network being down",
+    )
+    outage_min_polls: int = _env(
+        "INGEST_OUTAGE_MIN_POLLS", "Recent polls counted before an outage can be declared"
+    )
+
+    # Feeds: fetching
+    allow_private_networks: bool = _env(
+        "INGEST_ALLOW_PRIVATE_NETWORKS",
+        "Allow fetches to private, loopback and link-local addresses",
+    )
+    contact_url: str | None = _env("INGEST_CONTACT_URL", "Contact URL put in the User-Agent")
+    fetch_connect_timeout: float = _env("INGEST_FETCH_CONNECT_TIMEOUT", "Seconds to connect")
+    fetch_read_timeout: float = _env(
+        "INGEST_FETCH_READ_TIMEOUT", "Seconds without a byte before a fetch fails"
+    )
+    fetch_total_timeout: float = _env(
+        "INGEST_FETCH_TOTAL_TIMEOUT", "Seconds a whole fetch may take"
+    )
+    fetch_max_bytes: int = _env(
+        "INGEST_FETCH_MAX_BYTES", "Largest response body on the wire, bytes"
+    )
+    fetch_max_decompressed_bytes: int = _env(
+        "INGEST_FETCH_MAX_DECOMPRESSED_BYTES", "Largest body after decompression, bytes"
+    )
+    fetch_max_redirects: int = _env("INGEST_FETCH_MAX_REDIRECTS", "Redirects followed, at most")
+    host_max_concurrency: int = _env(
+        "INGEST_HOST_MAX_CONCURRENCY", "Requests in flight per host, across all workers"
+    )
+    host_max_per_minute: int = _env(
+        "INGEST_HOST_MAX_PER_MINUTE", "Requests per minute per host, across all workers"
+    )
+
+    # Feeds: entries
+    seen_ttl: int = _env(
+        "INGEST_SEEN_TTL", "Seconds an entry counts as seen (the tombstone horizon)"
+    )
+    entry_max_changes: int = _env(
+        "INGEST_ENTRY_MAX_CHANGES", "Times a changed entry is processed again, at most"
+    )
+    teaser_max_words: int = _env(
+        "INGEST_TEASER_MAX_WORDS",
+        "Feed text shorter than this is a teaser: the article page is fetched",
+    )
+
     # Logging
     log_format: Literal["auto", "json", "console"] = _env(
         "LOG_FORMAT", "auto: console on a terminal, JSON lines otherwise"
@@ -110,6 +192,10 @@ class Settings(BaseModel):
     @property
     def boilerplate_dir(self) -> Path:
         return self.rules_dir or Path(__file__).with_name("boilerplate")
+
+    @property
+    def feeds_path(self) -> Path:
+        return self.feeds_file or Path(__file__).with_name("feeds.yaml")
 
 
 def env_var(field: str) -> str:

@@ -61,6 +61,9 @@ class Article(BaseModel):
     published_at: AwareDatetime | None = Field(
         None, description="Publication time, ISO 8601 in UTC"
     )
+    updated_at: AwareDatetime | None = Field(
+        None, description="Last update the source reports, ISO 8601 in UTC"
+    )
     fetched_at: AwareDatetime = Field(description="When the document entered the pipeline, UTC")
     language: str | None = Field(None, description="BCP 47 language tag, when known")
     text: str = Field(
@@ -70,6 +73,9 @@ class Article(BaseModel):
     )
     html: str = Field(description="Sanitized HTML of the clean text")
     summary: str | None = Field(None, description="The feed's summary, else the lead paragraph")
+    categories: list[str] = Field(
+        default_factory=list, description="The feed entry's categories or tags"
+    )
     word_count: int = Field(ge=0)
     content_hash: str = Field(
         pattern=r"^[0-9a-f]{32}$",
@@ -85,7 +91,7 @@ class Article(BaseModel):
         None, description="Where the document came from: a seed file's path, an entry link"
     )
 
-    @field_serializer("published_at", "fetched_at")
+    @field_serializer("published_at", "updated_at", "fetched_at")
     def _utc_iso(self, value: datetime | None) -> str | None:
         # Always "…Z": downstream parsers should not have to guess the offset syntax.
         return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +36,54 @@ class DocumentError(ValueError):
         self.stage = stage
 
 
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFields:
+    """What a feed says about one of its entries. These win over what the entry's HTML
+    says; ``teaser`` asks the pipeline to fetch the article page (the feed carries only a
+    summary)."""
+
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    guid: str | None = None
+    site: str | None = None
+    summary: str | None = None
+    categories: tuple[str, ...] = ()
+    teaser: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "author": self.author,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "guid": self.guid,
+            "site": self.site,
+            "summary": self.summary,
+            "categories": list(self.categories),
+            "teaser": self.teaser,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeedFields:
+        return cls(
+            title=data.get("title"),
+            author=data.get("author"),
+            published_at=_time(data.get("published_at")),
+            updated_at=_time(data.get("updated_at")),
+            guid=data.get("guid"),
+            site=data.get("site"),
+            summary=data.get("summary"),
+            categories=tuple(data.get("categories") or ()),
+            teaser=bool(data.get("teaser")),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RawDocument:
     kind: DocumentKind
@@ -46,6 +93,7 @@ class RawDocument:
     url: str | None = None
     feed_url: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    feed: FeedFields | None = None  # set for feed entries
 
     @property
     def doc_id(self) -> str:
@@ -66,6 +114,7 @@ class RawDocument:
             "url": self.url,
             "feed_url": self.feed_url,
             "received_at": self.received_at.isoformat(),
+            "feed": self.feed.to_dict() if self.feed else None,
         }
 
     @classmethod
@@ -80,8 +129,9 @@ class RawDocument:
                 url=message.get("url"),
                 feed_url=message.get("feed_url"),
                 received_at=received,
+                feed=FeedFields.from_dict(message["feed"]) if message.get("feed") else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DocumentError(f"malformed document message: {exc!r}", stage="decode") from exc
 
 
@@ -123,44 +173,3 @@ def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawDocument:
     if not content.strip():
         raise DocumentError("empty document")
     return RawDocument(kind=kind, content=content, source_kind="seed", source_ref=str(path))
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedFile:
-    path: Path
-    document: RawDocument | None
-    error: str | None = None
-
-
-def iter_seed_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named by ``paths``, each once; folders are walked recursively in name order,
-    and only files of a known seed type are taken from them (a README beside the seeds is
-    not a seed). A file named explicitly is always returned."""
-    seen: set[Path] = set()
-    for path in paths:
-        found = (
-            [
-                c
-                for c in sorted(path.rglob("*"))
-                if c.is_file() and c.suffix.lower() in SEED_SUFFIXES
-            ]
-            if path.is_dir()
-            else [path]
-        )
-        for file in found:
-            key = file.resolve()
-            if key not in seen:
-                seen.add(key)
-                yield file
-
-
-def load_files(
-    paths: Iterable[Path], *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> Iterator[LoadedFile]:
-    for path in iter_seed_files(paths):
-        try:
-            yield LoadedFile(path, load_file(path, max_bytes=max_bytes))
-        except DocumentError as exc:
-            yield LoadedFile(path, None, exc.reason)
-        except OSError as exc:
-            yield LoadedFile(path, None, f"cannot read: {exc.strerror or exc}")

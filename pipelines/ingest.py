@@ -9,8 +9,8 @@ caller retries the whole batch, which is safe because every append is idempotent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import tzinfo
 from typing import Any, Literal
 
@@ -38,6 +38,9 @@ class IngestOptions:
     duplicates_stream: str
     dead_stream: str
     force: bool = False  # skip dedup and publish again (a new entry per delivery)
+    # Fetches an article page for a teaser entry: (final URL, HTML), or None when the
+    # page cannot be had. None: teasers are published as the feed has them.
+    fetch_page: Callable[[str], tuple[str, str] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +74,41 @@ def _process(
         return fallback_id, None, _Failure(exc.stage, exc.reason)
     with structlog.contextvars.bound_contextvars(doc_id=doc.doc_id, source_ref=doc.source_ref):
         try:
-            result = process_document(doc, options.rules, default_tz=options.default_tz)
-            return doc.doc_id, doc.source_ref, result.article
+            return doc.doc_id, doc.source_ref, _article(doc, options)
         except DocumentError as exc:
             return doc.doc_id, doc.source_ref, _Failure(exc.stage, exc.reason)
         except Exception as exc:  # a bug met by one document must not sink the batch
             log.exception("document.crashed")
             return doc.doc_id, doc.source_ref, _Failure("process", f"{type(exc).__name__}: {exc}")
+
+
+def _article(doc: RawDocument, options: IngestOptions) -> Article:
+    """The article of a document. For a teaser entry the article page is fetched too,
+    and its text used when it is longer than what the feed carried."""
+    feed_version: Article | None = None
+    feed_failure: DocumentError | None = None
+    try:
+        feed_version = process_document(doc, options.rules, default_tz=options.default_tz).article
+    except DocumentError as exc:
+        feed_version, feed_failure = None, exc
+    if doc.feed and doc.feed.teaser and doc.url and options.fetch_page:
+        page = options.fetch_page(doc.url)
+        if page is not None:
+            final_url, html = page
+            page_doc = replace(doc, kind="html", content=html, url=final_url, source_kind="page")
+            try:
+                page_version = process_document(
+                    page_doc, options.rules, default_tz=options.default_tz
+                ).article
+            except DocumentError as exc:
+                log.warning("page.unusable", url=final_url, reason=exc.reason)
+            else:
+                if feed_version is None or page_version.word_count > feed_version.word_count:
+                    return page_version
+    if feed_version is None:
+        assert feed_failure is not None
+        raise feed_failure
+    return feed_version
 
 
 def ingest_documents(

@@ -14,7 +14,7 @@ Plain-text seed format (documented in the README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, tzinfo
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -41,6 +41,7 @@ class Metadata:
     title: str | None = None
     author: str | None = None
     published_at: datetime | None = None
+    updated_at: datetime | None = None
     url: str | None = None
     canonical_url: str | None = None
     original_url: str | None = None
@@ -48,6 +49,7 @@ class Metadata:
     language: str | None = None
     summary: str | None = None
     guid: str | None = None
+    categories: tuple[str, ...] = ()
 
     def fill(self, **captured: object) -> Metadata:
         """A copy with each captured value set where the field is still empty."""
@@ -72,8 +74,22 @@ def parse_document(doc: RawDocument, *, default_tz: tzinfo) -> ParsedDocument:
     else:  # pragma: no cover - RawDocument.kind is a Literal; messages are checked
         raise DocumentError(f"unknown document kind {doc.kind!r}", stage="parse")
     meta = parsed.meta.fill(url=doc.url)
+    if doc.feed is not None:
+        # What the feed says about its entry wins over what the entry's HTML says.
+        feed = doc.feed
+        meta = Metadata(
+            title=normalize_line(feed.title) if feed.title else None,
+            author=feed.author,
+            published_at=feed.published_at,
+            updated_at=feed.updated_at,
+            guid=feed.guid,
+            site=feed.site,
+            summary=feed.summary,
+            categories=feed.categories,
+        ).fill(**{f.name: getattr(meta, f.name) for f in fields(Metadata)})
     if not meta.title:
-        raise DocumentError("no title: the first non-blank line should be one", stage="parse")
+        hint = ": the first non-blank line should be one" if doc.kind == "text" else ""
+        raise DocumentError(f"no title{hint}", stage="parse")
     return replace(parsed, meta=meta)
 
 

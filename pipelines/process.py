@@ -68,13 +68,15 @@ def build_article(cleaned: CleanResult, doc: RawDocument) -> Article:
         title=meta.title,
         author=meta.author,
         published_at=meta.published_at,
+        updated_at=meta.updated_at,
         fetched_at=doc.received_at,
         language=meta.language,
         text=text,
         html="".join(
             "<p>" + html.escape(p, quote=False).replace("\n", "<br>") + "</p>" for p in paras
         ),
-        summary=meta.summary or shorten(paras[0], SUMMARY_LIMIT),
+        summary=shorten(meta.summary or paras[0], SUMMARY_LIMIT),
+        categories=list(meta.categories),
         word_count=word_count(text),
         content_hash=digest,
         removed=cleaned.removed_rule_ids,

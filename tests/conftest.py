@@ -5,6 +5,7 @@
 * ``redis_client``: a client to it; before each test the ``ingest:*`` keys (ours, not the
   broker's) are deleted so tests do not see each other's articles.
 * ``celery_worker``: a real ``ingest worker`` subprocess against that server.
+* ``feed_server``: a real local HTTP server with programmable routes (tests/feedserver.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.feedserver import feed_server  # noqa: F401 - the local HTTP server fixture
 from tests.helpers import REPO, clean_env, stop_process, wait_for
 from worker.embedded_redis import EmbeddedRedis
 

@@ -72,7 +72,7 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("feed_ingest", include=["worker.tasks"])
+    app = Celery("feed_ingest", include=["worker.tasks", "worker.polling"])
     app.conf.update(celery_config(settings, require_redis_url(settings)))
     return app
 

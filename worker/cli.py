@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +30,8 @@ cli = typer.Typer(
 )
 rules_cli = typer.Typer(help="Boilerplate rule packs.", no_args_is_help=True)
 cli.add_typer(rules_cli, name="rules")
+feeds_cli = typer.Typer(help="Feeds: add, list, remove, poll now.", no_args_is_help=True)
+cli.add_typer(feeds_cli, name="feeds")
 
 # Wide when piped: tables in logs and scripts should not wrap at 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -105,7 +110,9 @@ def worker(
 def beat() -> None:
     """Start the scheduler. Only one is active even if several run (a lock in Redis)."""
     settings = _settings("beat")
-    _redis(settings).close()
+    client = _redis(settings)
+    _load_feed_list(settings, client)
+    client.close()
     from worker.app import app
 
     app.start(_celery_argv(settings, "beat"))
@@ -295,9 +302,10 @@ def clean(
     explain: Annotated[bool, typer.Option(help="Show on stderr which rule removed what")] = False,
 ) -> None:
     """Clean files offline (no Redis, no Celery): one article JSON per line on stdout."""
-    from pipelines.documents import DocumentError, load_files
+    from pipelines.documents import DocumentError
     from pipelines.process import process_document
     from pipelines.rules import RuleError, rules_from_dir
+    from pipelines.seeds import load_seed_files
 
     settings = _settings("cli")
     try:
@@ -307,20 +315,25 @@ def clean(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     failed = 0
-    for loaded in load_files(paths, max_bytes=settings.max_document_bytes):
-        if loaded.document is None:
+    loaded_files = load_seed_files(
+        paths, max_bytes=settings.max_document_bytes, teaser_max_words=settings.teaser_max_words
+    )
+    documents = []
+    for loaded in loaded_files:
+        if loaded.error:
             err.print(f"[red]failed[/] {loaded.path}: {loaded.error}")
             failed += 1
-            continue
+        documents.extend(loaded.documents)
+    for document in documents:
         try:
-            result = process_document(loaded.document, rules, default_tz=zone)
+            result = process_document(document, rules, default_tz=zone)
         except DocumentError as exc:
-            err.print(f"[red]failed[/] {loaded.path}: {exc.stage}: {exc.reason}")
+            err.print(f"[red]failed[/] {document.source_ref}: {exc.stage}: {exc.reason}")
             failed += 1
             continue
         sys.stdout.write(result.article.to_json() + "\n")
         if explain:
-            err.print(f"[bold]{loaded.path}[/]")
+            err.print(f"[bold]{document.source_ref}[/]")
             for removal in sorted(result.cleaned.removals, key=lambda r: r.position):
                 captured = f"  → {removal.captured}" if removal.captured else ""
                 err.print(
@@ -330,6 +343,146 @@ def clean(
                 )
     sys.stdout.flush()
     raise typer.Exit(1 if failed else 0)
+
+
+# --- feeds -------------------------------------------------------------------------------
+
+
+def _load_feed_list(settings: Settings, client: redis.Redis) -> None:
+    from worker.feedlist import FeedListError, load_feed_list
+
+    try:
+        load_feed_list(settings, client)
+    except FeedListError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _when(value: str | None) -> str:
+    return value.replace("T", " ")[:19] if value else "—"
+
+
+@feeds_cli.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="The feed's http(s) address")],
+    name: Annotated[str | None, typer.Option(help="A name for tables and logs")] = None,
+    min_interval: Annotated[int | None, typer.Option(help="Seconds, for this feed")] = None,
+    max_interval: Annotated[int | None, typer.Option(help="Seconds, for this feed")] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="Extra request header, 'Name: value' (repeatable)")
+    ] = None,
+    user_agent: Annotated[str | None, typer.Option(help="A User-Agent of its own")] = None,
+) -> None:
+    """Add a feed (or update the one with this URL); it is polled at the next tick."""
+    from pipelines.feedstore import FeedSpec, upsert_feed
+
+    settings = _settings("cli")
+    if not re.match(r"^https?://\S+$", url):
+        err.print(f"[red]error:[/] {url!r} is not an http(s) URL")
+        raise typer.Exit(2)
+    headers = {}
+    for item in header or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            err.print(f"[red]error:[/] header {item!r} is not 'Name: value'")
+            raise typer.Exit(2)
+        headers[key.strip()] = value.strip()
+    spec = FeedSpec(url, name, True, min_interval, max_interval, headers, user_agent)
+    state, new = upsert_feed(_redis(settings), spec, source="cli", now=datetime.now(UTC))
+    out.print(f"{'added' if new else 'updated'} {state.url} (id {state.id})")
+
+
+@feeds_cli.command("list")
+def feeds_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per feed")] = False,
+) -> None:
+    """Every feed with its state: status, last and next poll, last HTTP status and error."""
+    from dataclasses import asdict
+
+    from pipelines.feedstore import DUE, list_feeds
+
+    settings = _settings("cli")
+    client = _redis(settings)
+    feeds = list_feeds(client)
+    due = {k.decode(): v for k, v in client.zrange(DUE, 0, -1, withscores=True)}
+    if as_json:
+        for feed in feeds:
+            data = asdict(feed)
+            data["next_poll_at"] = (
+                datetime.fromtimestamp(due[feed.id], UTC).isoformat() if feed.id in due else None
+            )
+            sys.stdout.write(json.dumps(data) + "\n")
+        return
+    table = Table(title=f"{len(feeds)} feeds")
+    for column in ("url", "status", "last poll", "next poll", "HTTP", "entries", "last error"):
+        table.add_column(column, overflow="fold")
+    for feed in feeds:
+        next_at = datetime.fromtimestamp(due[feed.id], UTC).isoformat() if feed.id in due else None
+        style = {
+            "failing": "red",
+            "backoff": "yellow",
+            "challenge": "magenta",
+            "disabled": "dim",
+        }.get(feed.status, "")
+        table.add_row(
+            feed.url if not feed.name else f"{feed.name}\n{feed.url}",
+            f"[{style}]{feed.status}[/]" if style else feed.status,
+            _when(feed.last_poll_at),
+            _when(next_at),
+            str(feed.last_http_status or "—"),
+            str(feed.entries_seen),
+            (feed.last_error or "")[:120],
+        )
+    out.print(table)
+
+
+@feeds_cli.command("remove")
+def feeds_remove(url: Annotated[str, typer.Argument(help="The feed's address")]) -> None:
+    """Remove a feed and its schedule (its articles stay on the streams)."""
+    from pipelines.feedstore import remove_feed
+
+    settings = _settings("cli")
+    removed = remove_feed(_redis(settings), url)
+    if removed is None:
+        err.print(f"[red]error:[/] no feed with URL {url}")
+        raise typer.Exit(1)
+    out.print(f"removed {removed.url}")
+
+
+@feeds_cli.command("poll")
+def feeds_poll(
+    url: Annotated[str, typer.Argument(help="The feed's address")],
+    wait: Annotated[bool, typer.Option(help="Wait for the poll and print its outcome")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most")] = 60.0,
+) -> None:
+    """Poll a feed now, whatever its schedule."""
+    from pipelines.feedstore import find_feed, get_feed
+    from worker.polling import poll_now
+
+    settings = _settings("cli")
+    client = _redis(settings)
+    feed = find_feed(client, url)
+    if feed is None:
+        err.print(f"[red]error:[/] no feed with URL {url}; add it with `ingest feeds add`")
+        raise typer.Exit(1)
+    before = feed.polls
+    poll_now(feed.id)
+    if not wait:
+        return
+    _warn_without_worker()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = get_feed(client, feed.id)
+        if state is not None and state.polls > before:
+            out.print(
+                f"{state.url}: {state.status}, HTTP {state.last_http_status or '—'}, "
+                f"{state.last_new_entries} new entries"
+                + (f", error: {state.last_error}" if state.last_error else "")
+            )
+            raise typer.Exit(1 if state.status in ("failing", "disabled") else 0)
+        time.sleep(0.2)
+    err.print(f"[yellow]timed out[/] after {timeout:g}s")
+    raise typer.Exit(3)
 
 
 # --- reference -----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Send seed files through the Celery queue, and follow what becomes of them.
 
 Files are read and decoded here (so a worker on another machine needs no access to
-them), batched ``replay_batch_size`` documents per task, and sent as they are read. A
-file that cannot be a document (unknown type, binary, empty, unreadable) is recorded in
-the run as failed with its reason; it never reaches the queue.
+them; a feed file gives one document per entry) and sent ``replay_batch_size``
+documents per task. A file that cannot be read as documents (unknown type, binary,
+empty, not a feed) is recorded in the run as failed with its reason; it never reaches
+the queue.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 import redis
 
 from config.settings import Settings
-from pipelines.documents import iter_seed_files, load_files
 from pipelines.ingest import Outcome
+from pipelines.seeds import load_seed_files
 from worker.runs import processed_count, record_outcomes, run_outcomes
 
 
@@ -65,39 +66,38 @@ def send_replay(
     """Queue every document under ``paths``; ``on_progress(sent, total)`` after each batch."""
     from worker.tasks import ingest_documents_task  # the Celery app needs a Redis URL
 
-    files = list(iter_seed_files(paths))
     run_id = new_run_id()
-    size = max(1, batch_size or settings.replay_batch_size)
-    batch: list[dict[str, Any]] = []
-    rejected: list[Outcome] = []
-    done = 0
-
-    def flush() -> None:
-        nonlocal done
-        if batch:
-            ingest_documents_task.apply_async(
-                args=[list(batch)], kwargs={"run_id": run_id, "force": force}
-            )
-            done += len(batch)
-            batch.clear()
-            if on_progress:
-                on_progress(done + len(rejected), len(files))
-
-    for loaded in load_files(files, max_bytes=settings.max_document_bytes):
-        if loaded.document is None:
-            doc_id = hashlib.sha256(str(loaded.path).encode()).hexdigest()[:24]
-            rejected.append(
-                Outcome(doc_id, str(loaded.path), "failed", reason=f"load: {loaded.error}")
-            )
-            continue
-        batch.append(loaded.document.to_message())
-        if len(batch) >= size:
-            flush()
-    flush()
+    loaded = list(
+        load_seed_files(
+            paths, max_bytes=settings.max_document_bytes, teaser_max_words=settings.teaser_max_words
+        )
+    )
+    rejected = [
+        Outcome(
+            hashlib.sha256(str(item.path).encode()).hexdigest()[:24],
+            str(item.path),
+            "failed",
+            reason=f"load: {item.error}",
+        )
+        for item in loaded
+        if item.error
+    ]
+    # One outcome per distinct document (a feed may repeat an entry word for word).
+    messages = list(
+        {doc.doc_id: doc.to_message() for item in loaded for doc in item.documents}.values()
+    )
+    total = len(messages) + len(rejected)
     record_outcomes(client, run_id, rejected, ttl=settings.run_report_ttl)
+    size = max(1, batch_size or settings.replay_batch_size)
+    for start in range(0, len(messages), size):
+        ingest_documents_task.apply_async(
+            args=[messages[start : start + size]], kwargs={"run_id": run_id, "force": force}
+        )
+        if on_progress:
+            on_progress(min(start + size, len(messages)) + len(rejected), total)
     if on_progress:
-        on_progress(done + len(rejected), len(files))
-    return ReplaySent(run_id, len(files), done, len(rejected))
+        on_progress(total, total)
+    return ReplaySent(run_id, total, len(messages), len(rejected))
 
 
 def wait_for_run(

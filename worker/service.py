@@ -230,6 +230,7 @@ class Service:
                 data=str(self.redis.directory),
                 log_file=str(self.redis.log_file),
             )
+        self._load_feed_list()
         for name in ("worker", "beat", "flower"):
             part = self._command_part(name, name)
             self._start_part(part)
@@ -242,6 +243,17 @@ class Service:
             pgid=self.pgid,
             tail="ingest tail --follow",
         )
+
+    def _load_feed_list(self) -> None:
+        from worker.feedlist import FeedListError, load_feed_list
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            load_feed_list(self.settings, client)
+        except FeedListError as exc:
+            raise ServiceError(str(exc)) from exc
+        finally:
+            client.close()
 
     def seed_first_run(self) -> None:
         """On the first start of the embedded default, replay the seeds so a new user

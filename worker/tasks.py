@@ -3,7 +3,6 @@ the stages in ``pipelines/``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +14,7 @@ from config.settings import get_settings
 from pipelines.ingest import IngestOptions, fail_documents, ingest_documents
 from pipelines.rules import rules_from_dir
 from worker.app import app
+from worker.resources import fetch_page, redis_client
 from worker.runs import record_outcomes
 
 log = structlog.get_logger("worker.tasks")
@@ -29,21 +29,6 @@ TRANSIENT_ERRORS = (
     redis.exceptions.TryAgainError,
 )
 
-SCHEDULER_KEY = "ingest:scheduler"
-TICKS_KEY = "ingest:scheduler:ticks"
-
-_client: redis.Redis | None = None
-
-
-def redis_client() -> redis.Redis:
-    """This process's client (created lazily, after the pool has forked)."""
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(
-            app.conf.broker_url, socket_timeout=30, health_check_interval=30
-        )
-    return _client
-
 
 def ingest_options(force: bool) -> IngestOptions:
     return IngestOptions(
@@ -54,6 +39,7 @@ def ingest_options(force: bool) -> IngestOptions:
         duplicates_stream=settings.duplicates_stream,
         dead_stream=settings.dead_stream,
         force=force,
+        fetch_page=fetch_page,
     )
 
 
@@ -119,19 +105,6 @@ def ingest_documents_task(
     for outcome in outcomes:
         counts[outcome.status] += 1
     return counts
-
-
-@app.task(name="scheduler.tick", autoretry_for=TRANSIENT_ERRORS, max_retries=1)
-def scheduler_tick() -> None:
-    """The scheduler's periodic tick. It records a heartbeat (so an operator can see the
-    single active scheduler is alive); the feed-polling issue adds claiming due feeds."""
-    now = datetime.now(UTC)
-    pipe = redis_client().pipeline()
-    pipe.hset(SCHEDULER_KEY, mapping={"last_tick_at": now.isoformat()})
-    pipe.hincrby(SCHEDULER_KEY, "ticks", 1)
-    pipe.lpush(TICKS_KEY, f"{now.timestamp():.3f}")
-    pipe.ltrim(TICKS_KEY, 0, 999)
-    pipe.execute()
 
 
 @app.task(name="ingest.noop")

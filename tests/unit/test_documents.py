@@ -3,14 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.documents import (
-    DocumentError,
-    RawDocument,
-    decode_bytes,
-    iter_seed_files,
-    load_file,
-    load_files,
-)
+from pipelines.documents import DocumentError, RawDocument, decode_bytes, load_file
+from pipelines.seeds import iter_seed_files, load_seed_files
 
 
 def test_utf8_with_bom() -> None:
@@ -59,8 +53,8 @@ def test_folders_are_walked_for_seed_types_only(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("not a seed")
     assert [p.name for p in iter_seed_files([tmp_path])] == ["two.html", "one.txt"]
     # A file named explicitly is taken (and then refused with a reason).
-    loaded = list(load_files([tmp_path / "README.md"]))
-    assert loaded[0].document is None and "unsupported" in (loaded[0].error or "")
+    loaded = list(load_seed_files([tmp_path / "README.md"]))
+    assert loaded[0].documents == [] and "unsupported" in (loaded[0].error or "")
 
 
 def test_message_round_trip_keeps_everything() -> None:
