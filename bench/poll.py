@@ -36,7 +36,7 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.feedstore import DUE, FEED_PREFIX, LEASES, FeedSpec, iso, upsert_feed  # noqa: E402
+from pipelines.feedstore import DUE, FEED_PREFIX, LEASES, add_feed, iso  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
 
 WORKER_ENV = {
@@ -170,7 +170,7 @@ def main() -> None:
             client = redis.Redis.from_url(redis_server.url)
             now = datetime.now(UTC)
             for path in paths:
-                state, _ = upsert_feed(client, FeedSpec(base + path), source="cli", now=now)
+                state, _ = add_feed(client, base + path, now=now)
                 client.hset(
                     FEED_PREFIX + state.id,
                     mapping={

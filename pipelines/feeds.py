@@ -701,6 +701,16 @@ def entry_keys(feed: ParsedFeed, *, preferred: KeyMode = "guid") -> EntryKeys:
     return EntryKeys(_hash_keys(entries), "hash", "; ".join(reasons) or None)
 
 
+def keys_in_mode(feed: ParsedFeed, mode: KeyMode) -> tuple[str, ...]:
+    """The entries' keys of one kind, whatever their quality (to look entries up by the
+    kind a feed used before it switched)."""
+    if mode == "hash":
+        return _hash_keys(feed.entries)
+    return tuple(
+        f"{mode}:{v}" if (v := _raw_key(e, mode)) else _fallback_key(e, mode) for e in feed.entries
+    )
+
+
 def _raw_key(entry: FeedEntry, mode: KeyMode) -> str | None:
     value = entry.guid if mode == "guid" else entry.link
     return (normalize_guid(value) or None) if value else None

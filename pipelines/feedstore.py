@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,7 @@ class FeedSpec:
     max_interval: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     user_agent: str | None = None
+    reason: str | None = None  # why we follow it
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class FeedState:
     id: str
     url: str
     name: str | None = None
+    reason: str | None = None
     enabled: bool = True
     source: FeedSource = "cli"
     min_interval: int | None = None
@@ -79,7 +81,6 @@ class FeedState:
     last_modified: str | None = None
     body_hash: str | None = None
     last_poll_at: str | None = None
-    next_poll_at: str | None = None
     last_full_fetch_at: str | None = None
     last_http_status: int | None = None
     last_error: str | None = None
@@ -87,6 +88,7 @@ class FeedState:
     entries_seen: int = 0
     last_new_entries: int = 0
     polls: int = 0
+    deferrals: int = 0  # polls put off because the host was busy
     key_mode: str = "guid"
     key_mode_reason: str | None = None
     redirect_to: str | None = None
@@ -95,18 +97,6 @@ class FeedState:
     ttl_minutes: int | None = None  # what the feed last said (RSS ttl, skipHours/Days)
     skip_hours: list[int] = field(default_factory=list)
     skip_days: list[str] = field(default_factory=list)
-
-    @property
-    def spec(self) -> FeedSpec:
-        return FeedSpec(
-            self.url,
-            self.name,
-            self.enabled,
-            self.min_interval,
-            self.max_interval,
-            self.headers,
-            self.user_agent,
-        )
 
 
 _JSON_FIELDS = {"headers", "entry_times", "skip_hours", "skip_days"}
@@ -147,6 +137,7 @@ def _decode(raw: Mapping[bytes, bytes]) -> FeedState:
         "entries_seen",
         "last_new_entries",
         "polls",
+        "deferrals",
         "redirect_count",
     ):
         values[name] = values.get(name) or 0
@@ -205,6 +196,7 @@ def read_feed_list(path: Path) -> list[FeedSpec]:
                 entry.max_interval,
                 entry.headers,
                 entry.user_agent,
+                entry.reason,
             )
         )
     return specs
@@ -221,11 +213,9 @@ def get_feed(client: redis.Redis, feed_id: str) -> FeedState | None:
 def claimed_feed(client: redis.Redis, claim: Claim) -> FeedState | None:
     """The feed, if ``claim`` still holds its lease (a task redelivered after its lease
     ran out and the feed was claimed again must not poll it a second time)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hget(FEED_PREFIX + claim.feed_id, "lease_token")
-    pipe.hgetall(FEED_PREFIX + claim.feed_id)
-    token, raw = pipe.execute()
-    if not raw or token is None or token.decode() != claim.token:
+    raw = client.hgetall(FEED_PREFIX + claim.feed_id)
+    token = raw.get(b"lease_token")
+    if token is None or token.decode() != claim.token:
         return None
     return _decode(raw)
 
@@ -243,57 +233,98 @@ def list_feeds(client: redis.Redis) -> list[FeedState]:
     return sorted((_decode(raw) for raw in pipe.execute() if raw), key=lambda f: f.url)
 
 
-def upsert_feed(
-    client: redis.Redis, spec: FeedSpec, *, source: FeedSource, now: datetime
+def _create(client: redis.Redis, state: FeedState, now: datetime) -> None:
+    pipe = client.pipeline()
+    pipe.hset(FEED_PREFIX + state.id, mapping=_encode(state))
+    pipe.sadd(FEED_IDS, state.id)
+    pipe.set(_url_key(state.url), state.id)
+    if state.enabled:
+        pipe.zadd(DUE, {state.id: now.timestamp()})
+    pipe.execute()
+
+
+def add_feed(
+    client: redis.Redis,
+    url: str,
+    *,
+    now: datetime,
+    name: str | None = None,
+    min_interval: int | None = None,
+    max_interval: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    user_agent: str | None = None,
 ) -> tuple[FeedState, bool]:
-    """Add a feed, or update the settings of the one with this URL (its state stays).
-    A new enabled feed is due at once. Returns the feed and whether it is new."""
-    existing = find_feed(client, spec.url)
-    settings = {
+    """``ingest feeds add``: a new feed, or for an existing one the options given (others
+    stay). Either way the feed is enabled — a disabled one (a 410, ``enabled: false``)
+    gets a fresh start — and due at once. Returns the feed and whether it is new."""
+    existing = find_feed(client, url)
+    given = {
+        "name": name,
+        "min_interval": min_interval,
+        "max_interval": max_interval,
+        "headers": dict(headers) if headers else None,
+        "user_agent": user_agent,
+    }
+    given = {key: value for key, value in given.items() if value is not None}
+    if existing is None:
+        state = FeedState(
+            id=feed_id_for(url), url=url.strip(), added_at=iso(now), source="cli", **given
+        )
+        _create(client, state, now)
+        return state, True
+    changes: dict[str, Any] = {**given, "enabled": True}
+    if existing.status == "disabled":
+        changes.update(status="new", status_reason=None, consecutive_errors=0)
+    pipe = client.pipeline()
+    pipe.hset(FEED_PREFIX + existing.id, mapping=_encode(changes))
+    pipe.zadd(DUE, {existing.id: now.timestamp()})
+    pipe.execute()
+    return replace(existing, **changes), False
+
+
+def _apply_spec(client: redis.Redis, spec: FeedSpec, now: datetime) -> tuple[FeedState, bool]:
+    """A feed from the feed list: the list is the truth for its options (a YAML feed that
+    is also added by hand becomes the list's). Its state and due time stay; a feed the
+    list disables leaves the due-set; one a publisher disabled (410) stays disabled."""
+    options = {
         "name": spec.name,
+        "reason": spec.reason,
         "enabled": spec.enabled,
         "min_interval": spec.min_interval,
         "max_interval": spec.max_interval,
         "headers": dict(spec.headers),
         "user_agent": spec.user_agent,
-        "source": source,
+        "source": "yaml",
     }
-    if existing is not None:
-        updated = replace(existing, **settings)
-        client.hset(FEED_PREFIX + existing.id, mapping=_encode(settings))
-        _sync_due(client, updated, now)
-        return updated, False
-    state = FeedState(id=feed_id_for(spec.url), url=spec.url.strip(), added_at=iso(now), **settings)
+    existing = find_feed(client, spec.url)
+    if existing is None:
+        state = FeedState(
+            id=feed_id_for(spec.url), url=spec.url.strip(), added_at=iso(now), **options
+        )
+        _create(client, state, now)
+        return state, True
+    state = replace(existing, **options)
     pipe = client.pipeline()
-    pipe.hset(FEED_PREFIX + state.id, mapping=_encode(state))
-    pipe.sadd(FEED_IDS, state.id)
-    pipe.set(_url_key(state.url), state.id)
-    pipe.execute()
-    _sync_due(client, state, now)
-    return state, True
-
-
-def _sync_due(client: redis.Redis, state: FeedState, now: datetime) -> None:
+    pipe.hset(FEED_PREFIX + state.id, mapping=_encode(options))
     if not state.enabled or state.status == "disabled":
-        client.zrem(DUE, state.id)
-    else:
-        client.zadd(DUE, {state.id: now.timestamp()}, nx=True)  # keep an existing time
+        pipe.zrem(DUE, state.id)
+    elif client.zscore(LEASES, state.id) is None:
+        pipe.zadd(DUE, {state.id: now.timestamp()}, nx=True)  # keep an existing time
+    pipe.execute()
+    return state, False
 
 
-def remove_feed(client: redis.Redis, url: str) -> FeedState | None:
-    state = find_feed(client, url)
-    if state is None:
-        return None
-    urls = {state.url, url}
+def remove_feed(client: redis.Redis, state: FeedState) -> None:
+    """Remove a feed, its schedule and every URL that named it (and only those)."""
     pipe = client.pipeline()
     pipe.delete(FEED_PREFIX + state.id)
     pipe.srem(FEED_IDS, state.id)
     pipe.zrem(DUE, state.id)
     pipe.zrem(LEASES, state.id)
-    for old in urls:
-        pipe.delete(_url_key(old))
     pipe.execute()
-    return state
+    for key in client.scan_iter(match=URL_PREFIX + "*", count=1000):
+        if client.get(key) == state.id.encode():
+            client.delete(key)
 
 
 def sync_feeds(
@@ -305,25 +336,30 @@ def sync_feeds(
     added = updated = removed = 0
     wanted = set()
     for spec in specs:
-        state, new = upsert_feed(client, spec, source="yaml", now=now)
+        state, new = _apply_spec(client, spec, now)
         wanted.add(state.id)
         added, updated = added + new, updated + (not new)
     for state in list_feeds(client):
         if state.source == "yaml" and state.id not in wanted:
-            remove_feed(client, state.url)
+            remove_feed(client, state)
             removed += 1
     return added, updated, removed
 
 
-def set_url(client: redis.Redis, state: FeedState, new_url: str) -> None:
+def set_url(client: redis.Redis, state: FeedState, new_url: str) -> bool:
     """A permanent redirect confirmed: the feed lives at ``new_url`` now; its old URL
-    still finds it."""
+    still finds it. Refused (False) when another feed already has that address: two
+    feeds must not share one URL; the caller keeps the feed where it is and says so."""
+    owner = client.get(_url_key(new_url))
+    if owner is not None and owner.decode() != state.id:
+        return False
     pipe = client.pipeline()
     pipe.hset(
         FEED_PREFIX + state.id, mapping={"url": new_url, "redirect_to": "", "redirect_count": "0"}
     )
     pipe.set(_url_key(new_url), state.id)
     pipe.execute()
+    return True
 
 
 # --- the due-set and leases ---------------------------------------------------------------
@@ -351,7 +387,7 @@ return ids
 # KEYS: due, leases, the feed's hash. ARGV: token, next poll epoch ('' = none), feed id,
 # then field, value… Applies the poll's state only while the claim's lease is still this
 # poll's: a poll that outlived its lease and was claimed again must not overwrite the
-# newer one.
+# newer one. A feed disabled meanwhile (or by this poll) leaves the due-set.
 _COMPLETE = """
 if redis.call('HGET', KEYS[3], 'lease_token') ~= ARGV[1] then
   return 0
@@ -361,7 +397,8 @@ if #ARGV > 3 then
 end
 redis.call('HDEL', KEYS[3], 'lease_token')
 redis.call('ZREM', KEYS[2], ARGV[3])
-if ARGV[2] == '' then
+local enabled = redis.call('HGET', KEYS[3], 'enabled')
+if ARGV[2] == '' or enabled == '0' or redis.call('HGET', KEYS[3], 'status') == 'disabled' then
   redis.call('ZREM', KEYS[1], ARGV[3])
 else
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
@@ -415,11 +452,6 @@ def complete_poll(
     return bool(done)
 
 
-def poll_soon(client: redis.Redis, feed_ids: Iterable[str], at: datetime) -> None:
-    for feed_id in feed_ids:
-        client.zadd(DUE, {feed_id: at.timestamp()})
-
-
 HEALTH = "ingest:polls:recent"
 HEALTH_WINDOW = 100
 
@@ -442,11 +474,3 @@ def network_outage(client: redis.Redis, *, min_polls: int, failure_ratio: float)
         return False
     failed = sum(1 for value in recent if value == b"0")
     return failed / len(recent) >= failure_ratio
-
-
-def due_count(client: redis.Redis, now: datetime) -> int:
-    return int(client.zcount(DUE, "-inf", now.timestamp()))
-
-
-def in_flight(client: redis.Redis, now: datetime) -> int:
-    return int(client.zcount(LEASES, now.timestamp(), "+inf"))

@@ -9,6 +9,7 @@ caller retries the whole batch, which is safe because every append is idempotent
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import tzinfo
@@ -41,6 +42,9 @@ class IngestOptions:
     # Fetches an article page for a teaser entry: (final URL, HTML), or None when the
     # page cannot be had. None: teasers are published as the feed has them.
     fetch_page: Callable[[str], tuple[str, str] | None] | None = None
+    # Seconds a batch may spend fetching pages; after that teasers keep the feed's text
+    # (a few hanging pages must not push the whole batch past its time limit).
+    page_budget: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,7 @@ class _Failure:
 
 
 def _process(
-    message: dict[str, Any], options: IngestOptions, *, fallback_id: str
+    message: dict[str, Any], options: IngestOptions, *, fallback_id: str, page_deadline: float
 ) -> tuple[str, str | None, Article | _Failure]:
     try:
         doc = RawDocument.from_message(message)
@@ -74,7 +78,7 @@ def _process(
         return fallback_id, None, _Failure(exc.stage, exc.reason)
     with structlog.contextvars.bound_contextvars(doc_id=doc.doc_id, source_ref=doc.source_ref):
         try:
-            return doc.doc_id, doc.source_ref, _article(doc, options)
+            return doc.doc_id, doc.source_ref, _article(doc, options, page_deadline)
         except DocumentError as exc:
             return doc.doc_id, doc.source_ref, _Failure(exc.stage, exc.reason)
         except Exception as exc:  # a bug met by one document must not sink the batch
@@ -82,16 +86,21 @@ def _process(
             return doc.doc_id, doc.source_ref, _Failure("process", f"{type(exc).__name__}: {exc}")
 
 
-def _article(doc: RawDocument, options: IngestOptions) -> Article:
-    """The article of a document. For a teaser entry the article page is fetched too,
-    and its text used when it is longer than what the feed carried."""
+def _article(doc: RawDocument, options: IngestOptions, page_deadline: float) -> Article:
+    """The article of a document. For a teaser entry the article page is fetched too
+    (while the batch's page budget lasts), and its text used when it is longer than what
+    the feed carried."""
     feed_version: Article | None = None
     feed_failure: DocumentError | None = None
     try:
         feed_version = process_document(doc, options.rules, default_tz=options.default_tz).article
     except DocumentError as exc:
         feed_version, feed_failure = None, exc
-    if doc.feed and doc.feed.teaser and doc.url and options.fetch_page:
+    wants_page = doc.feed is not None and doc.feed.teaser and doc.url and options.fetch_page
+    if wants_page and time.monotonic() >= page_deadline:
+        log.warning("page.skipped", url=doc.url, reason="the batch's page-fetch budget is spent")
+    elif wants_page:
+        assert options.fetch_page is not None and doc.url is not None
         page = options.fetch_page(doc.url)
         if page is not None:
             final_url, html = page
@@ -121,8 +130,14 @@ def ingest_documents(
     """Run a batch of document messages through the pipeline. ``delivery_id`` names this
     delivery (the task id, stable across retries); it scopes dead letters and forced
     publications so a retry does not repeat them."""
+    page_deadline = time.monotonic() + options.page_budget
     processed = [
-        _process(message, options, fallback_id=f"malformed-{delivery_id}-{i}")
+        _process(
+            message,
+            options,
+            fallback_id=f"malformed-{delivery_id}-{i}",
+            page_deadline=page_deadline,
+        )
         for i, message in enumerate(messages)
     ]
     articles = [item for _, _, item in processed if isinstance(item, Article)]

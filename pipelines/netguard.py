@@ -11,6 +11,7 @@ checked, never re-resolving.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import socket
 import typing
@@ -119,6 +120,11 @@ class BlockedAddress(OSError):
         return (type(self), (self.host, self.address, self.reason))
 
 
+# Lookups that outlive their timeout keep a thread until the resolver answers; a handful
+# of threads bounds how many can hang at once (further lookups queue, and time out).
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="dns")
+
+
 class GuardedBackend(httpcore.SyncBackend):
     """httpcore's synchronous network backend with the address check in ``connect_tcp``.
 
@@ -135,10 +141,19 @@ class GuardedBackend(httpcore.SyncBackend):
         """Why this backend refuses ``ip``, or None. One place for subclasses to narrow."""
         return None if self.allow_private_networks else blocked_reason(ip)
 
-    def resolve(self, host: str, port: int) -> list[str]:
-        """The addresses ``host`` resolves to, in the resolver's order, without repeats."""
+    def lookup(self, host: str, port: int) -> list[typing.Any]:
+        """The system resolver (a seam for tests)."""
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        """The addresses ``host`` resolves to, in the resolver's order, without repeats.
+        getaddrinfo cannot be interrupted, so it runs on a resolver thread and is given up
+        after ``timeout`` (the thread finishes on its own; its answer is dropped)."""
+        lookup = _RESOLVER.submit(self.lookup, host, port)
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = lookup.result(timeout=timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host!r} took over {timeout}s") from exc
         except (socket.gaierror, UnicodeError) as exc:
             # httpx turns httpcore.ConnectError into httpx.ConnectError; the gaierror stays
             # reachable as the cause, which is how callers tell DNS failures apart.
@@ -160,7 +175,7 @@ class GuardedBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         allowed: list[str] = []
         refused: list[tuple[str, str]] = []
-        for address in self.resolve(host, port):
+        for address in self.resolve(host, port, timeout):
             reason = self.check(ipaddress.ip_address(address))
             if reason is None:
                 allowed.append(address)

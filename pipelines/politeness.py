@@ -28,7 +28,8 @@ _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local max_concurrent = tonumber(ARGV[3])
 local interval = 60.0 / tonumber(ARGV[4])
-local burst = tonumber(ARGV[6]) * interval
+-- GCRA tolerance: `burst` requests may go back to back, then one per interval.
+local burst = (tonumber(ARGV[6]) - 1) * interval
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= max_concurrent then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -54,7 +55,7 @@ class HostLimits:
     max_concurrent: int = 2
     per_minute: int = 60
     hold: float = 120.0  # a permit lapses after this (its holder may have died)
-    burst: int = 2  # requests that may go at once before the steady rate applies
+    burst: int = 2  # requests that may go back to back before the steady rate applies
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,13 +39,14 @@ from pipelines.feeds import (
     ParsedFeed,
     content_fingerprint,
     entry_keys,
+    keys_in_mode,
     parse_feed,
 )
 from pipelines.feedstore import Claim, FeedState, FeedStatus, complete_poll, iso, set_url
 from pipelines.fetch import Conditional, Fetcher, FetchError, FetchResult
 from pipelines.politeness import HostLimits, Permit, acquire, release
 from pipelines.schedule import Bounds, Hints, NextPoll, Outcome, next_poll
-from pipelines.seen import EntryCheck, check_entries, mark_entries
+from pipelines.seen import EntryCheck, check_entries, mark_entries, renew_entries
 
 ENTRY_TIMES_KEPT = 50
 
@@ -243,7 +244,9 @@ def _classify(
 ) -> PollResult:
     status = result.status
     headers = dict(result.headers)
-    redirect = _redirect_updates(feed, result, options.redirect_confirmations)
+    # A feed only moves to where it is found: a 301 to a 404 is no new home.
+    found = 200 <= status < 300 or status == 304
+    redirect = _redirect_updates(feed, result, options.redirect_confirmations) if found else {}
     new_url = redirect.pop("new_url", None)
     base = {**redirect, **({"last_full_fetch_at": iso(now)} if full_fetch else {})}
 
@@ -324,8 +327,8 @@ def _classify(
             reached_host=True,
             new_url=new_url,
         )
-    if status != 200:
-        return error_result("permanent_error", "failing", f"HTTP {status}: not a feed response")
+    if not result.body:
+        return error_result("permanent_error", "failing", f"HTTP {status}: an empty response")
 
     body_hash = hashlib.sha256(result.body).hexdigest()[:32]
     if body_hash == feed.body_hash:
@@ -356,8 +359,17 @@ def _classify(
 
     keys = entry_keys(parsed, preferred=_key_mode(feed.key_mode))
     fingerprints = [content_fingerprint(entry) for entry in parsed.entries]
+    # Entries are recorded under their keys of every kind, so a feed that switches kinds
+    # (guid → link → hash) still recognises them.
+    kinds = [keys_in_mode(parsed, mode) for mode in ("guid", "link", "hash")]
     checks = check_entries(
-        client, feed.id, keys.keys, fingerprints, max_changes=options.max_changes
+        client,
+        feed.id,
+        keys.keys,
+        fingerprints,
+        max_changes=options.max_changes,
+        aliases=list(zip(*kinds, strict=True)),
+        look_up_aliases=keys.mode != _key_mode(feed.key_mode),
     )
     documents = [
         entry_document(entry, parsed, feed_url=feed.url, teaser_max_words=options.teaser_max_words)
@@ -410,19 +422,44 @@ def _classify(
 
 
 def finish_poll(client: redis.Redis, claim: Claim, result: PollResult, *, seen_ttl: int) -> bool:
-    """Record a poll whose new entries were handed on: mark the entries seen, store the
-    feed's state and next poll time (completing the lease), move a feed whose permanent
-    redirect was confirmed. False when the lease was lost to a newer claim."""
+    """Record a poll whose new entries were handed on: mark the entries seen (or, not
+    modified, keep them), store the feed's state and next poll time (completing the
+    lease), move a feed whose permanent redirect was confirmed. False when the lease was
+    lost to a newer claim."""
     if result.checks:
-        mark_entries(client, result.feed.id, result.checks, ttl=seen_ttl)
+        mark_entries(client, result.feed.id, result.checks, ttl=seen_ttl, now=time.time())
+    elif result.outcome == "not_modified":
+        renew_entries(client, result.feed.id, ttl=seen_ttl)
     updates = dict(result.updates)
-    if result.outcome != "deferred":
-        updates["polls"] = result.feed.polls + 1
+    counter = "deferrals" if result.outcome == "deferred" else "polls"
+    updates[counter] = getattr(result.feed, counter) + 1
+    if result.new_url and not set_url(client, result.feed, result.new_url):
+        updates["status_reason"] = (
+            f"permanent redirect to {result.new_url}, which another feed has: not followed"
+        )
     next_at = result.next_poll.at if result.next_poll else None
-    completed = complete_poll(client, claim, updates, next_at)
-    if completed and result.new_url:
-        set_url(client, result.feed, result.new_url)
-    return completed
+    return complete_poll(client, claim, updates, next_at)
+
+
+def crashed(
+    feed: FeedState, error: BaseException, options: PollOptions, *, now: datetime
+) -> PollResult:
+    """A poll that failed on a bug of ours: recorded as a permanent error (retried at the
+    maximum interval, visible in the feed's state) rather than retried every lease."""
+    message = f"crash: {type(error).__name__}: {error}"
+    bounds = feed_bounds(feed, options.bounds)
+    at = next_poll(
+        now, "permanent_error", consecutive_errors=feed.consecutive_errors + 1, bounds=bounds
+    )
+    updates = _polled(
+        now,
+        None,
+        "failing",
+        last_error=message,
+        status_reason=message,
+        consecutive_errors=feed.consecutive_errors + 1,
+    )
+    return PollResult(feed, "permanent_error", at, updates, error=message)
 
 
 def _with_feed_hints(feed: FeedState, parsed: ParsedFeed) -> FeedState:

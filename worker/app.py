@@ -20,8 +20,9 @@ from worker.logs import configure_logging, logging_configured
 from worker.runtime import require_redis_url
 
 INGEST_QUEUE = "ingest"
+FEEDS_QUEUE = "feeds"  # its own queue: polls hold leases and must not wait behind documents
 SCHEDULER_QUEUE = "scheduler"
-QUEUES = (INGEST_QUEUE, SCHEDULER_QUEUE)
+QUEUES = (INGEST_QUEUE, FEEDS_QUEUE, SCHEDULER_QUEUE)
 
 
 def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
@@ -43,6 +44,7 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
         "task_queues": [Queue(name) for name in QUEUES],
         "task_routes": {
             "ingest.*": {"queue": INGEST_QUEUE},
+            "feeds.*": {"queue": FEEDS_QUEUE},
             "scheduler.*": {"queue": SCHEDULER_QUEUE},
         },
         # Flower shows tasks from these events.

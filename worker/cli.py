@@ -87,7 +87,7 @@ def run(
 @cli.command()
 def worker(
     queues: Annotated[str, typer.Option(help="Queues to consume, comma-separated")] = (
-        "ingest,scheduler"
+        "ingest,feeds,scheduler"
     ),
     concurrency: Annotated[
         int | None, typer.Option(help="Processes (default: the worker_concurrency setting)")
@@ -374,7 +374,7 @@ def feeds_add(
     user_agent: Annotated[str | None, typer.Option(help="A User-Agent of its own")] = None,
 ) -> None:
     """Add a feed (or update the one with this URL); it is polled at the next tick."""
-    from pipelines.feedstore import FeedSpec, upsert_feed
+    from pipelines.feedstore import add_feed
 
     settings = _settings("cli")
     if not re.match(r"^https?://\S+$", url):
@@ -387,9 +387,17 @@ def feeds_add(
             err.print(f"[red]error:[/] header {item!r} is not 'Name: value'")
             raise typer.Exit(2)
         headers[key.strip()] = value.strip()
-    spec = FeedSpec(url, name, True, min_interval, max_interval, headers, user_agent)
-    state, new = upsert_feed(_redis(settings), spec, source="cli", now=datetime.now(UTC))
-    out.print(f"{'added' if new else 'updated'} {state.url} (id {state.id})")
+    state, new = add_feed(
+        _redis(settings),
+        url,
+        now=datetime.now(UTC),
+        name=name,
+        min_interval=min_interval,
+        max_interval=max_interval,
+        headers=headers,
+        user_agent=user_agent,
+    )
+    out.print(f"{'added' if new else 'updated'} {state.url} (id {state.id}); due now")
 
 
 @feeds_cli.command("list")
@@ -439,14 +447,16 @@ def feeds_list(
 @feeds_cli.command("remove")
 def feeds_remove(url: Annotated[str, typer.Argument(help="The feed's address")]) -> None:
     """Remove a feed and its schedule (its articles stay on the streams)."""
-    from pipelines.feedstore import remove_feed
+    from pipelines.feedstore import find_feed, remove_feed
 
     settings = _settings("cli")
-    removed = remove_feed(_redis(settings), url)
-    if removed is None:
+    client = _redis(settings)
+    feed = find_feed(client, url)
+    if feed is None:
         err.print(f"[red]error:[/] no feed with URL {url}")
         raise typer.Exit(1)
-    out.print(f"removed {removed.url}")
+    remove_feed(client, feed)
+    out.print(f"removed {feed.url}")
 
 
 @feeds_cli.command("poll")
@@ -465,7 +475,13 @@ def feeds_poll(
     if feed is None:
         err.print(f"[red]error:[/] no feed with URL {url}; add it with `ingest feeds add`")
         raise typer.Exit(1)
-    before = feed.polls
+    if not feed.enabled or feed.status == "disabled":
+        err.print(
+            f"[red]error:[/] {url} is disabled ({feed.status_reason or 'enabled: false'}); "
+            "`ingest feeds add` enables it again"
+        )
+        raise typer.Exit(1)
+    before = (feed.polls, feed.deferrals)
     poll_now(feed.id)
     if not wait:
         return
@@ -473,11 +489,14 @@ def feeds_poll(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = get_feed(client, feed.id)
-        if state is not None and state.polls > before:
+        if state is not None and state.deferrals > before[1]:
+            out.print(f"{state.url}: deferred, the host is busy; it will be polled shortly")
+            raise typer.Exit(0)
+        if state is not None and state.polls > before[0]:
+            error = f", error: {state.last_error}" if state.last_error else ""
             out.print(
                 f"{state.url}: {state.status}, HTTP {state.last_http_status or '—'}, "
-                f"{state.last_new_entries} new entries"
-                + (f", error: {state.last_error}" if state.last_error else "")
+                f"{state.last_new_entries} new entries{error}"
             )
             raise typer.Exit(1 if state.status in ("failing", "disabled") else 0)
         time.sleep(0.2)

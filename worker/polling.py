@@ -10,8 +10,9 @@ completes each lease with the feed's state and next poll time.
 from __future__ import annotations
 
 import random
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -21,11 +22,12 @@ from pipelines.feedstore import (
     claim_due,
     claim_feed,
     claimed_feed,
+    complete_poll,
     network_outage,
     record_poll_health,
 )
-from pipelines.poll import PollOptions, PollResult, finish_poll, poll_feed
-from pipelines.schedule import Bounds
+from pipelines.poll import PollOptions, PollResult, crashed, finish_poll, poll_feed
+from pipelines.schedule import Bounds, NextPoll
 from worker.app import INGEST_QUEUE, app
 from worker.resources import fetcher, host_limits, redis_client
 from worker.tasks import TRANSIENT_ERRORS, ingest_documents_task
@@ -88,8 +90,9 @@ def claim_and_dispatch(now: datetime) -> int:
 
 @app.task(name="feeds.poll", acks_late=True, ignore_result=True)
 def poll_feeds_task(claims: list[list[str]]) -> dict[str, int]:
-    """Poll a batch of claimed feeds. Not retried by Celery: a feed whose poll did not
-    finish is due again when its lease runs out."""
+    """Poll a batch of claimed feeds, recording each as soon as it is done. Not retried
+    by Celery: a feed whose poll did not finish is due again when its lease runs out.
+    Feeds not started within the task's time budget are put off a few seconds."""
     client = redis_client()
     outage = network_outage(
         client, min_polls=settings.outage_min_polls, failure_ratio=settings.outage_failure_ratio
@@ -97,46 +100,60 @@ def poll_feeds_task(claims: list[list[str]]) -> dict[str, int]:
     if outage:
         log.warning("feeds.network_outage", note="failures are not counted against feeds")
     options = poll_options(settings)
+    # Leave room under the soft time limit for the last fetches to finish.
+    deadline = time.monotonic() + max(
+        10.0, settings.task_soft_time_limit - settings.fetch_total_timeout - 15
+    )
     items = [Claim(feed_id, token) for feed_id, token in claims]
-    workers = max(1, min(settings.poll_threads, len(items)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
-        results = list(pool.map(lambda c: _poll_one(c, options, outage), items))
     counts: dict[str, int] = {}
     reached = []
-    for claim, result in zip(items, results, strict=True):
-        if result is None:
-            counts["stale"] = counts.get("stale", 0) + 1
-            continue
-        _finish(claim, result)
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        if result.reached_host is not None:
-            reached.append(result.reached_host)
+    workers = max(1, min(settings.poll_threads, len(items)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+        futures = {pool.submit(_poll_one, c, options, outage, deadline): c for c in items}
+        for future in as_completed(futures):
+            claim = futures[future]
+            try:
+                result = future.result()
+                if result is not None:
+                    _finish(claim, result)
+            except TRANSIENT_ERRORS as exc:
+                # Redis went away mid-poll: the lease runs out and the feed comes back.
+                log.warning("feeds.poll_unrecorded", feed_id=claim.feed_id, error=str(exc))
+                result = None
+            outcome = result.outcome if result is not None else "skipped"
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if result is not None and result.reached_host is not None:
+                reached.append(result.reached_host)
     record_poll_health(client, reached)
     return counts
 
 
-def _poll_one(claim: Claim, options: PollOptions, outage: bool) -> PollResult | None:
+def _poll_one(
+    claim: Claim, options: PollOptions, outage: bool, deadline: float
+) -> PollResult | None:
     client = redis_client()
     feed = claimed_feed(client, claim)
     if feed is None:
         log.info("feeds.stale_claim", feed_id=claim.feed_id)
         return None
+    now = datetime.now(UTC)
+    if not feed.enabled or feed.status == "disabled":
+        complete_poll(client, claim, {}, None)  # disabled since it was claimed
+        return None
+    if time.monotonic() > deadline:
+        return PollResult(
+            feed, "deferred", NextPoll(now + timedelta(seconds=5), 5.0, "poll task out of time")
+        )
     with structlog.contextvars.bound_contextvars(feed_id=feed.id, feed_url=feed.url):
         try:
             return poll_feed(
-                client,
-                fetcher(),
-                feed,
-                options,
-                now=datetime.now(UTC),
-                outage=outage,
-                rng=random.Random(),
+                client, fetcher(), feed, options, now=now, outage=outage, rng=random.Random()
             )
         except TRANSIENT_ERRORS:
             raise
-        except Exception:  # a bug met by one feed must not sink the batch
+        except Exception as exc:  # a bug met by one feed must not sink the batch
             log.exception("feeds.poll_crashed")
-            return None
+            return crashed(feed, exc, options, now=now)
 
 
 def _finish(claim: Claim, result: PollResult) -> None:

@@ -71,7 +71,7 @@ def fetch_page(url: str) -> tuple[str, str] | None:
     """An article page for a teaser entry: the same fetcher, guards and host limits as
     feeds. Returns (final URL, HTML) or None when it cannot be had (logged)."""
     client = redis_client()
-    permit = acquire_waiting(client, url, host_limits(settings), patience=20.0)
+    permit = acquire_waiting(client, url, host_limits(settings), patience=5.0)
     if not permit.granted:
         log.warning("page.host_busy", url=url, wait=permit.wait)
         return None

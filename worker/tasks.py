@@ -40,6 +40,8 @@ def ingest_options(force: bool) -> IngestOptions:
         dead_stream=settings.dead_stream,
         force=force,
         fetch_page=fetch_page,
+        # Under the soft time limit, with room for one last page and the appends.
+        page_budget=max(10.0, settings.task_soft_time_limit - settings.fetch_total_timeout - 30),
     )
 
 

@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -410,10 +411,10 @@ class OnlyThisLoopback(GuardedBackend):
     def check(self, ip: IPAddress) -> str | None:
         return None if ip == self.allowed else blocked_reason(ip)
 
-    def resolve(self, host: str, port: int) -> list[str]:
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         if host in self.resolved:
             return self.resolved[host]
-        return super().resolve(host, port)
+        return super().resolve(host, port, timeout)
 
 
 def test_redirect_to_a_private_address_is_refused(feed_server: FeedServer) -> None:
@@ -610,3 +611,22 @@ def test_304_declaring_a_large_representation_is_not_too_large(
     with Fetcher(FetchLimits(allow_private_networks=True, max_bytes=1024)) as fetcher:
         result = fetcher.fetch(url, conditional=Conditional(etag='"big"'))
     assert (result.status, result.body) == (304, b"")
+
+
+class SlowResolver(GuardedBackend):
+    """A resolver that never answers in time (a DNS server that drops queries)."""
+
+    def __init__(self) -> None:
+        super().__init__(allow_private_networks=True)
+
+    def lookup(self, host: str, port: int) -> list[object]:
+        time.sleep(5)
+        return []
+
+
+def test_a_hanging_dns_lookup_is_bounded_by_the_connect_timeout() -> None:
+    # Unbounded, the lookup would answer (with nothing) after 5 s: "blocked", not "timeout".
+    limits = FetchLimits(connect_timeout=0.5, total_timeout=2)
+    with Fetcher(limits, backend=SlowResolver()) as fetcher:
+        error = fetch_error(fetcher, "http://slow-dns.example/feed")
+    assert error.kind == "timeout" and error.transient

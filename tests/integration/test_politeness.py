@@ -9,29 +9,29 @@ from pipelines.politeness import HostLimits, acquire, release
 
 pytestmark = pytest.mark.integration
 
-LIMITS = HostLimits(max_concurrent=2, per_minute=60, hold=30, burst=2)
 URL = "https://news.example/feed.xml"
 
 
 def test_at_most_k_requests_in_flight_per_host(redis_client: redis.Redis) -> None:
     now = 1_000_000.0
-    first = acquire(redis_client, URL, LIMITS, now=now)
-    second = acquire(redis_client, "https://NEWS.example/other", LIMITS, now=now)
-    third = acquire(redis_client, URL, LIMITS, now=now)
+    limits = HostLimits(max_concurrent=2, per_minute=600_000, hold=30, burst=10)
+    first = acquire(redis_client, URL, limits, now=now)
+    second = acquire(redis_client, "https://NEWS.example/other", limits, now=now)
+    third = acquire(redis_client, URL, limits, now=now)
     assert first.granted and second.granted and not third.granted
     assert 0 < third.wait <= 1.0
     # Another host is not held back.
-    assert acquire(redis_client, "https://other.example/", LIMITS, now=now).granted
+    assert acquire(redis_client, "https://other.example/", limits, now=now).granted
     release(redis_client, first)
-    assert acquire(redis_client, URL, LIMITS, now=now).granted
+    assert acquire(redis_client, URL, limits, now=now).granted
 
 
 def test_at_most_r_requests_per_minute_per_host(redis_client: redis.Redis) -> None:
     limits = HostLimits(max_concurrent=100, per_minute=60, hold=30, burst=2)
     now = 2_000_000.0
-    granted = [acquire(redis_client, URL, limits, now=now) for _ in range(5)]
-    assert [p.granted for p in granted] == [True, True, True, False, False]
-    refused = granted[3]
+    granted = [acquire(redis_client, URL, limits, now=now) for _ in range(4)]
+    assert [p.granted for p in granted] == [True, True, False, False]  # a burst of 2
+    refused = granted[2]
     assert refused.wait == pytest.approx(1.0)
     # One second later, one more slot.
     later = [acquire(redis_client, URL, limits, now=now + 1.0) for _ in range(2)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,17 +18,21 @@ import redis
 from pipelines.feedstore import (
     FeedSpec,
     FeedState,
+    add_feed,
     claim_due,
     claim_feed,
     claimed_feed,
     complete_poll,
     find_feed,
     get_feed,
-    upsert_feed,
+    list_feeds,
+    network_outage,
+    record_poll_health,
+    sync_feeds,
 )
 from pipelines.fetch import Fetcher, FetchLimits
 from pipelines.politeness import HostLimits
-from pipelines.poll import PollOptions, PollResult, finish_poll, poll_feed
+from pipelines.poll import PollOptions, PollResult, crashed, finish_poll, poll_feed
 from pipelines.schedule import Bounds
 from tests.feedserver import FeedServer
 
@@ -76,12 +81,12 @@ def fetcher() -> Iterator[Fetcher]:
 class Poller:
     """Polls a feed the way the poll task does: claim, poll, finish."""
 
-    def __init__(self, client: redis.Redis, fetcher: Fetcher) -> None:
-        self.client, self.fetcher = client, fetcher
+    def __init__(self, client: redis.Redis, fetcher: Fetcher, seen_ttl: int = 3600) -> None:
+        self.client, self.fetcher, self.seen_ttl = client, fetcher, seen_ttl
         self.now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
     def add(self, url: str) -> FeedState:
-        state, _ = upsert_feed(self.client, FeedSpec(url), source="cli", now=self.now)
+        state, _ = add_feed(self.client, url, now=self.now)
         return state
 
     def poll(self, url: str, *, outage: bool = False, advance: float = 3600) -> PollResult:
@@ -100,7 +105,7 @@ class Poller:
             outage=outage,
             rng=random.Random(1),
         )
-        assert finish_poll(self.client, claim, result, seen_ttl=3600)
+        assert finish_poll(self.client, claim, result, seen_ttl=self.seen_ttl)
         return result
 
     def state(self, url: str) -> FeedState:
@@ -374,11 +379,29 @@ def test_duplicate_guids_fall_back_to_links_and_say_so(
 
 
 def test_rss_ttl_lengthens_the_interval(poller: Poller, feed_server: FeedServer) -> None:
+    # Entries an hour apart: the adaptive interval alone would be about 30 minutes.
+    body = rss(*((f"e{i}", f"Entry {i}") for i in range(6))).replace(
+        b"<link>https://news.example/</link>", b"<link>https://news.example/</link><ttl>600</ttl>"
+    )
+    url = feed_server.route("/feed.xml", body=body)
+    poller.add(url)
+    result = poller.poll(url)
+    assert poller.state(url).ttl_minutes == 600
+    assert result.next_poll is not None and result.next_poll.interval >= 600 * 60
+    # …and after a 304 the stored ttl still counts.
+    feed_server.route("/feed.xml", body=body, etag='"v1"')
+    poller.poll(url)
+    result = poller.poll(url)
+    assert result.outcome == "not_modified" and result.next_poll is not None
+    assert result.next_poll.interval >= 600 * 60
+
+
+def test_skip_hours_are_stored(poller: Poller, feed_server: FeedServer) -> None:
     url = feed_server.route("/feed.xml", body=(FIXTURES / "rss-ttl-skip.xml").read_bytes())
     poller.add(url)
     poller.poll(url)
     state = poller.state(url)
-    assert state.ttl_minutes == 60 and state.skip_hours
+    assert state.ttl_minutes == 60 and state.skip_hours and state.skip_days
 
 
 def test_private_addresses_are_refused_without_the_setting(
@@ -436,3 +459,142 @@ def test_entry_documents_carry_the_feeds_metadata(poller: Poller, feed_server: F
     assert doc.feed and doc.feed.title and doc.feed.author and doc.feed.published_at
     assert doc.feed.categories and doc.feed.guid and not doc.feed.teaser
     assert json.loads(json.dumps(doc.to_message()))["feed"]["title"] == doc.feed.title
+
+
+def test_a_quiet_feed_keeps_its_seen_entries(
+    redis_client: redis.Redis, fetcher: Fetcher, feed_server: FeedServer
+) -> None:
+    """Not-modified polls renew the feed's seen entries: a feed quiet for longer than the
+    horizon does not re-send its old entries when it finally changes."""
+    poller = Poller(redis_client, fetcher, seen_ttl=2)
+    url = feed_server.route("/feed.xml", body=rss(("a", "A"), ("b", "B")), etag='"v1"')
+    poller.add(url)
+    assert titles(poller.poll(url)) == ["A", "B"]
+    for _ in range(3):  # 3.6 s of 304s, longer than the 2 s horizon
+        time.sleep(1.2)
+        assert poller.poll(url).outcome == "not_modified"
+    feed_server.route("/feed.xml", body=rss(("c", "C"), ("a", "A"), ("b", "B")), etag='"v2"')
+    assert titles(poller.poll(url)) == ["C"]
+
+
+def test_tombstones_are_forgotten_after_the_horizon(
+    redis_client: redis.Redis, fetcher: Fetcher, feed_server: FeedServer
+) -> None:
+    poller = Poller(redis_client, fetcher, seen_ttl=2)
+    url = feed_server.route("/feed.xml", body=rss(("a", "A"), ("b", "B")))
+    poller.add(url)
+    poller.poll(url)
+    feed_server.route("/feed.xml", body=rss(("c", "C")))  # a and b leave the feed
+    poller.poll(url)
+    seen = f"ingest:seen:{poller.state(url).id}"
+    fields_with_tombstones = redis_client.hlen(seen)
+    for _ in range(3):  # the feed stays quiet, polled as usual
+        time.sleep(0.8)
+        assert poller.poll(url).outcome == "not_modified"
+    feed_server.route("/feed.xml", body=rss(("d", "D"), ("c", "C")))
+    assert titles(poller.poll(url)) == ["D"]
+    # a and b, unseen for longer than the horizon, are dropped; c and d stay.
+    assert redis_client.hlen(seen) == fields_with_tombstones // 3 * 2
+
+
+def test_switching_key_kinds_does_not_resend_the_feed(
+    poller: Poller, feed_server: FeedServer
+) -> None:
+    items = [(f"g{i}", f"Entry {i}") for i in range(10)]
+    url = feed_server.route("/feed.xml", body=rss(*items))
+    poller.add(url)
+    assert len(poller.poll(url).documents) == 10
+    # The publisher starts repeating guids: the feed falls back to links…
+    broken = [("same", name) for _, name in items[:3]] + items[3:]
+    body = rss(*broken)
+    for i, (guid, _) in enumerate(broken):  # …whose links stay the entries' own
+        body = body.replace(
+            f"news.example/{guid}</link>".encode(), f"news.example/g{i}</link>".encode(), 1
+        )
+    feed_server.route("/feed.xml", body=body)
+    result = poller.poll(url)
+    assert poller.state(url).key_mode == "link"
+    assert result.documents == []  # nothing new: the same ten entries
+    # A new entry repeating the shared guid is still new (its link is its identity now).
+    item = rss(("same", "Entry 10")).split(b"<item>", 1)[1].split(b"</item>")[0]
+    item = item.replace(b"news.example/same</link>", b"news.example/g10</link>")
+    feed_server.route(
+        "/feed.xml", body=body.replace(b"<item>", b"<item>" + item + b"</item><item>", 1)
+    )
+    assert titles(poller.poll(url)) == ["Entry 10"]
+
+
+def test_a_feed_disabled_while_leased_is_not_scheduled_again(
+    redis_client: redis.Redis, poller: Poller, feed_server: FeedServer
+) -> None:
+    url = feed_server.route("/feed.xml", body=rss(("a", "A")))
+    feed = poller.add(url)
+    (claim,) = claim_due(redis_client, poller.now, lease=60, max_in_flight=10, limit=10)
+    sync_feeds(redis_client, [FeedSpec(url, enabled=False)], now=poller.now)
+    assert complete_poll(redis_client, claim, {}, poller.now + timedelta(hours=1))
+    assert redis_client.zscore("ingest:feeds:due", feed.id) is None
+
+
+def test_adding_a_gone_feed_again_gives_it_a_fresh_start(
+    redis_client: redis.Redis, poller: Poller, feed_server: FeedServer
+) -> None:
+    url = feed_server.route("/feed.xml", status=410)
+    poller.add(url)
+    poller.poll(url)
+    assert poller.state(url).status == "disabled"
+    feed_server.route("/feed.xml", body=rss(("a", "Back")))
+    state, new = add_feed(redis_client, url, now=poller.now, name="Back again")
+    assert not new and state.enabled and state.status == "new" and state.name == "Back again"
+    assert redis_client.zscore("ingest:feeds:due", state.id) is not None
+    assert titles(poller.poll(url)) == ["Back"]
+
+
+def test_a_redirect_onto_another_feeds_url_is_not_followed(
+    poller: Poller, feed_server: FeedServer, redis_client: redis.Redis
+) -> None:
+    target = feed_server.route("/b.xml", body=rss(("b", "B")))
+    source = feed_server.redirect("/a.xml", "/b.xml", status=301)
+    other = poller.add(target)
+    moving = poller.add(source)
+    for _ in range(3):
+        poller.poll(source)
+    assert poller.state(source).id == moving.id and poller.state(source).url == source
+    assert "another feed" in (poller.state(source).status_reason or "")
+    assert poller.state(target).id == other.id
+    # Removing the list's feeds removes exactly them.
+    sync_feeds(redis_client, [], now=poller.now)
+    assert {f.id for f in list_feeds(redis_client)} == {other.id, moving.id}
+
+
+def test_a_permanent_redirect_to_an_error_does_not_move_the_feed(
+    poller: Poller, feed_server: FeedServer
+) -> None:
+    feed_server.route("/gone-wrong.xml", status=404)
+    url = feed_server.redirect("/feed.xml", "/gone-wrong.xml", status=301)
+    poller.add(url)
+    for _ in range(4):
+        poller.poll(url)
+    assert poller.state(url).url == url and poller.state(url).redirect_count == 0
+
+
+def test_a_crashed_poll_is_recorded_as_a_failure(redis_client: redis.Redis, poller: Poller) -> None:
+    url = "http://feeds.example/crash.xml"
+    feed = poller.add(url)
+    claim = claim_feed(redis_client, feed.id, poller.now, lease=60)
+    result = crashed(feed, RuntimeError("boom"), OPTIONS, now=poller.now)
+    assert finish_poll(redis_client, claim, result, seen_ttl=60)
+    state = poller.state(url)
+    assert state.status == "failing" and "RuntimeError: boom" in (state.last_error or "")
+    due = redis_client.zscore("ingest:feeds:due", feed.id)
+    assert due is not None and due - poller.now.timestamp() >= 86400 * 0.9
+
+
+def test_outage_detection_from_recent_polls(redis_client: redis.Redis) -> None:
+    assert not network_outage(redis_client, min_polls=20, failure_ratio=0.8)
+    record_poll_health(redis_client, [False] * 15)
+    assert not network_outage(redis_client, min_polls=20, failure_ratio=0.8)  # too few
+    record_poll_health(redis_client, [False] * 3 + [True] * 2)
+    assert not network_outage(redis_client, min_polls=20, failure_ratio=0.95)  # 18/20
+    assert network_outage(redis_client, min_polls=20, failure_ratio=0.8)
+    record_poll_health(redis_client, [True] * 100)  # the network is back
+    assert not network_outage(redis_client, min_polls=20, failure_ratio=0.8)
