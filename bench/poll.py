@@ -32,10 +32,12 @@ from pathlib import Path
 
 import httpx
 import redis
+from celery import Celery
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.stack import cpu_seconds, start_worker, stop_worker, worker_pids  # noqa: E402
 from pipelines.feedstore import DUE, FEED_PREFIX, LEASES, add_feed, iso  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
 
@@ -86,23 +88,6 @@ def serve(spec_path: Path, port_file: Path) -> None:
 class _Discard(list):  # type: ignore[type-arg]
     def append(self, _: object) -> None:
         pass
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a process so far, from /proc (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def worker_pids(main_pid: int) -> list[int]:
-    children = Path(f"/proc/{main_pid}/task/{main_pid}/children")
-    try:
-        return [main_pid, *map(int, children.read_text().split())]
-    except OSError:
-        return [main_pid]
 
 
 def measure_raw(base: str, paths: list[str], etags: dict[str, str], threads: int) -> float:
@@ -180,43 +165,21 @@ def main() -> None:
                         "body_hash": "0" * 32,
                     },
                 )
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "LOG_"))}
-            env.update(
-                WORKER_ENV,
-                INGEST_POLL_BATCH_SIZE=str(args.batch),
-                INGEST_POLL_THREADS=str(args.threads),
-                REDIS_URL=redis_server.url,
-                LOG_FORMAT="json",
-                INGEST_DATA_DIR=str(root / "var"),
+            worker = start_worker(
+                redis_server.url,
+                root,
+                concurrency=args.concurrency,
+                env={
+                    **WORKER_ENV,
+                    "INGEST_POLL_BATCH_SIZE": str(args.batch),
+                    "INGEST_POLL_THREADS": str(args.threads),
+                },
             )
-            log = (root / "worker.log").open("wb")
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "worker",
-                    "worker",
-                    "--concurrency",
-                    str(args.concurrency),
-                    "--name",
-                    f"bench-{os.getpid()}@%h",
-                ],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            from celery import Celery
-
             app = Celery(broker=redis_server.url)
-            deadline = time.monotonic() + 60
-            while not app.control.ping(timeout=0.5):
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("worker did not start:\n" + (root / "worker.log").read_text())
             expected_entries = sum(new_entries.values())
             client.zadd(DUE, {fid.decode(): 0 for fid in client.zrange(DUE, 0, -1)})
             pids = [*worker_pids(worker.pid), server.pid, redis_server.pid or 0]
-            cpu_before = [cpu_seconds(pid) for pid in pids]
+            cpu_before = [cpu_seconds([pid]) for pid in pids]
             start = time.perf_counter()
             app.send_task("scheduler.tick", queue="scheduler")
             polled_at = None
@@ -230,7 +193,9 @@ def main() -> None:
                     raise SystemExit("the polls did not finish in 10 minutes")
                 time.sleep(0.02)
             entries_at = time.perf_counter()
-            cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+            cpu = [
+                cpu_seconds([pid]) - before for pid, before in zip(pids, cpu_before, strict=True)
+            ]
             worker_cpu, server_cpu, redis_cpu = sum(cpu[:-2]), cpu[-2], cpu[-1]
             failing = sum(
                 1
@@ -239,8 +204,7 @@ def main() -> None:
             )
         finally:
             if worker is not None:
-                worker.terminate()
-                worker.wait(60)
+                stop_worker(worker)
             server.kill()
             server.wait()
             redis_server.stop()

@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.stack import cpu_seconds, start_worker, stop_worker, worker_pids  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 from pipelines.text import content_hash  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
@@ -68,27 +68,6 @@ def make_documents(folder: Path, count: int, rng: random.Random, seen: set[str])
             f"{title}\n\n{title}\n\n{text}\n\n{TRAILER}", encoding="utf-8"
         )
         made += 1
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User+system CPU of processes and their children so far (from /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / ticks
-    return total
-
-
-def worker_pids(main_pid: int) -> list[int]:
-    children = Path(f"/proc/{main_pid}/task/{main_pid}/children")
-    try:
-        return [main_pid, *map(int, children.read_text().split())]
-    except OSError:
-        return [main_pid]
 
 
 def measure_stages(folder: Path) -> float:
@@ -155,33 +134,10 @@ def main() -> None:
             make_documents(folder, args.docs, rng, seen)
         server = EmbeddedRedis(root / "redis")
         server.start()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "LOG_"))}
-        env.update(REDIS_URL=server.url, LOG_FORMAT="json", INGEST_DATA_DIR=str(root / "var"))
         os.environ.update(REDIS_URL=server.url, INGEST_DATA_DIR=str(root / "var"))
-        log = (root / "worker.log").open("wb")
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "worker",
-                "--concurrency",
-                str(args.concurrency),
-                "--name",
-                f"bench-{os.getpid()}@%h",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        worker = start_worker(server.url, root, concurrency=args.concurrency)
         client = redis.Redis.from_url(server.url)
         try:
-            deadline = time.monotonic() + 60
-            while b"ready." not in (root / "worker.log").read_bytes():
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("worker did not start:\n" + (root / "worker.log").read_text())
-                time.sleep(0.1)
             measure_noop(client, 200)  # warm-up: connections, pool processes
             noop_rate = measure_noop(client, args.noop)
             rows = []
@@ -195,10 +151,8 @@ def main() -> None:
             stages_rate = measure_stages(sets[0])
         finally:
             client.close()
-            worker.terminate()
-            worker.wait(60)
+            stop_worker(worker)
             server.stop()
-            log.close()
 
     print(
         f"\nreplay benchmark: {args.docs} distinct documents, {os.cpu_count()} cores, "

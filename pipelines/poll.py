@@ -309,7 +309,8 @@ def _classify(
         **base,
     }
     entry_times = _times(feed.entry_times)
-    if status == 304:
+
+    def not_modified() -> PollResult:
         at = next_poll(
             now,
             "not_modified",
@@ -327,29 +328,15 @@ def _classify(
             reached_host=True,
             new_url=new_url,
         )
+
+    if status == 304:
+        return not_modified()
     if not result.body:
         return error_result("permanent_error", "failing", f"HTTP {status}: an empty response")
 
     body_hash = hashlib.sha256(result.body).hexdigest()[:32]
     if body_hash == feed.body_hash:
-        # Servers that ignore validators: the same bytes count as not modified.
-        at = next_poll(
-            now,
-            "not_modified",
-            entry_times=entry_times,
-            hints=_hints(feed, headers),
-            bounds=bounds,
-            rng=rng,
-        )
-        return PollResult(
-            feed,
-            "not_modified",
-            at,
-            _polled(now, status, "ok", **ok),
-            http_status=status,
-            reached_host=True,
-            new_url=new_url,
-        )
+        return not_modified()  # servers that ignore validators: the same bytes count as 304
     try:
         parsed = parse_feed(
             result.body, content_type=headers.get("content-type"), url=result.final_url

@@ -10,18 +10,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.feedserver import feed_server  # noqa: F401 - the local HTTP server fixture
-from tests.helpers import REPO, clean_env, stop_process, wait_for
+from tests.helpers import WorkerProcess, clean_env, start_worker
 from worker.embedded_redis import EmbeddedRedis
 
 
@@ -48,37 +44,12 @@ def service_env(redis_server: EmbeddedRedis, tmp_path: Path) -> dict[str, str]:
     return clean_env(REDIS_URL=redis_server.url, INGEST_DATA_DIR=str(tmp_path / "var"))
 
 
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    log_file: Path
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def celery_worker(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     folder = tmp_path_factory.mktemp("worker")
-    log_file = folder / "worker.log"
     env = clean_env(REDIS_URL=redis_server.url, INGEST_DATA_DIR=str(folder / "var"))
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "worker", "--concurrency", "2",
-             "--name", f"test-{os.getpid()}@%h"],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    worker = WorkerProcess(process, log_file)
-    try:
-        wait_for(
-            lambda: "ready." in worker.log_text() or process.poll() is not None,
-            timeout=60,
-            what="the Celery worker to be ready",
-        )
-        if process.poll() is not None:
-            pytest.fail(f"worker exited at start:\n{worker.log_text()[-3000:]}")
-        yield worker
-    finally:
-        stop_process(process)
+    worker = start_worker(env, folder / "worker.log", name="test", concurrency=2)
+    yield worker
+    worker.stop()

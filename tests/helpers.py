@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,3 +74,68 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class WorkerProcess:
+    """A real `ingest worker` subprocess and its log."""
+
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # pool processes left behind
+
+    own_group: bool = False
+
+
+def start_worker(
+    env: dict[str, str],
+    log_file: Path,
+    *,
+    name: str,
+    concurrency: int = 1,
+    pool: str = "prefork",
+    own_group: bool = False,
+) -> WorkerProcess:
+    """Start `ingest worker` and wait until it is ready. ``own_group`` puts it (and its
+    pool) in a process group of its own, so a test can kill it as a machine dies."""
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                pool,
+                "--name",
+                f"{name}-{os.getpid()}@%h",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=own_group,
+        )
+    worker = WorkerProcess(process, log_file, own_group)
+    try:
+        wait_for(
+            lambda: "ready." in worker.log_text() or process.poll() is not None,
+            timeout=60,
+            what=f"worker {name} to be ready",
+        )
+    except AssertionError:
+        worker.stop()
+        raise
+    if process.poll() is not None:
+        raise AssertionError(f"worker {name} exited at start:\n{worker.log_text()[-3000:]}")
+    return worker

@@ -3,12 +3,9 @@ tasks in a real worker, a real local HTTP server, articles on the stream."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +13,9 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.conftest import WorkerProcess
 from tests.expectations import validate_article
 from tests.feedserver import FeedServer
-from tests.helpers import REPO, clean_env, run_cli, stop_process, wait_for
+from tests.helpers import WorkerProcess, clean_env, run_cli, start_worker, wait_for
 from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
@@ -166,39 +162,16 @@ def test_a_worker_killed_holding_a_lease_the_feed_is_polled_again_after_it(
     assert run_cli("feeds", "add", feed, env=env).returncode == 0
     app = Celery(broker=url_db)
 
-    def start_worker(name: str) -> tuple[subprocess.Popen[bytes], Path]:
-        log_file = tmp_path / f"{name}.log"
-        with log_file.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "worker",
-                    "worker",
-                    "--concurrency",
-                    "1",
-                    "--name",
-                    f"{name}-{os.getpid()}@%h",
-                ],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_for(lambda: "ready." in log_file.read_text(), timeout=60, what=f"{name} ready")
-        return process, log_file
-
-    first, _ = start_worker("doomed")
+    first = start_worker(env, tmp_path / "doomed.log", name="doomed", own_group=True)
     second = None
     try:
         app.send_task("scheduler.tick", queue="scheduler")
         wait_for(lambda: feed_server.hits("/slow.xml") == 1, timeout=30, what="the first fetch")
         # The machine dies: the worker and its pool processes, at once.
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait()
         feed_server.route("/slow.xml", body=(FIXTURES / "atom-blog.xml").read_bytes())
-        second, _ = start_worker("rescuer")
+        second = start_worker(env, tmp_path / "rescuer.log", name="rescuer", own_group=True)
 
         def polled() -> bool:
             app.send_task("scheduler.tick", queue="scheduler")
@@ -208,10 +181,8 @@ def test_a_worker_killed_holding_a_lease_the_feed_is_polled_again_after_it(
         wait_for(polled, timeout=60, interval=1.0, what="the feed polled after the lease")
         assert feed_server.hits("/slow.xml") == 2
     finally:
-        for process in (first, second):
-            if process is not None:
-                stop_process(process)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+        for worker in (first, second):
+            if worker is not None:
+                worker.stop()
         client.flushdb()
         client.close()

@@ -20,8 +20,7 @@ from pipelines.ingest import IngestOptions, ingest_documents
 from pipelines.publish import Append, append_once
 from pipelines.rules import rules_from_dir
 from pipelines.text import content_hash
-from tests.conftest import WorkerProcess
-from tests.helpers import SEED, wait_for
+from tests.helpers import SEED, WorkerProcess, wait_for
 from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,6 @@ streams, read back as downstream would."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,9 +13,17 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import WorkerProcess
 from tests.expectations import SEED_TITLE, assert_seed_article, validate_article
-from tests.helpers import REPO, SEED, SEEDS, clean_env, run_cli, stop_process, wait_for
+from tests.helpers import (
+    REPO,
+    SEED,
+    SEEDS,
+    WorkerProcess,
+    clean_env,
+    run_cli,
+    start_worker,
+    stop_process,
+)
 from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
@@ -224,28 +231,8 @@ def test_a_broken_rule_pack_dead_letters_the_batch_instead_of_losing_it(
     env = clean_env(
         REDIS_URL=url, INGEST_RULES_DIR=str(rules), INGEST_DATA_DIR=str(tmp_path / "var")
     )
-    log_file = tmp_path / "worker.log"
-    with log_file.open("wb") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "worker",
-                "--concurrency",
-                "1",
-                "--pool",
-                "solo",
-                "--name",
-                f"broken-{os.getpid()}@%h",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker = start_worker(env, tmp_path / "worker.log", name="broken", pool="solo")
     try:
-        wait_for(lambda: "ready." in log_file.read_text(), timeout=60, what="worker")
         result = replay(env, str(SEED))
         assert result.returncode == 1
         assert "RuleError" in result.stdout and "broken.yaml" in result.stdout
@@ -254,6 +241,6 @@ def test_a_broken_rule_pack_dead_letters_the_batch_instead_of_losing_it(
         assert dead["source_ref"] == str(SEED)
         assert client.xlen("ingest:articles") == 0
     finally:
-        stop_process(worker)
+        worker.stop()
         client.flushdb()
         client.close()
