@@ -80,12 +80,12 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         _, fields = client.xrange("ingest:articles")[0]
         assert_seed_article(json.loads(fields[b"article"]))
         # The worker answers a ping; Flower serves HTTP and saw the task.
-        wait_for(lambda: _worker_ping(state["redis_url"]), timeout=30, what="worker ping")
+        wait_for(lambda: _worker_ping(state["redis_url"]), timeout=60, what="worker ping")
         base = f"http://127.0.0.1:{run.flower_port}"
         wait_for(lambda: _get(f"{base}/healthcheck") == "OK", timeout=60, what="Flower healthcheck")
         wait_for(
             lambda: 'task="ingest.documents"' in (_get(f"{base}/metrics") or ""),
-            timeout=30,
+            timeout=60,
             what="Flower to show the ingest task",
         )
         # Redis, worker (+ its pool), beat and Flower share one process group.
@@ -104,12 +104,12 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         os.kill(state["redis_pid"], signal.SIGKILL)
         wait_for(
             lambda: run.log_file.read_text().count('"part.started"') >= 6,
-            timeout=30,
+            timeout=60,
             what="restarts",
         )
-        state = wait_for(lambda: _restarted_state(run, state), timeout=30, what="new run.json")
+        state = wait_for(lambda: _restarted_state(run, state), timeout=60, what="new run.json")
         client = redis.Redis.from_url(state["redis_url"])
-        wait_for(lambda: _ping(client), timeout=30, what="Redis back")
+        wait_for(lambda: _ping(client), timeout=60, what="Redis back")
         assert client.xlen("ingest:articles") == 1  # the AOF brought the article back
         wait_for(lambda: _worker_ping(state["redis_url"]), timeout=60, what="worker back")
         client.close()
@@ -135,7 +135,7 @@ def test_run_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         # Third start: the supervisor is killed outright; its parts still go.
         state = run.start()
         pgid = os.getpgid(state["redis_pid"])
-        wait_for(lambda: len(group_members(pgid)) >= 5, timeout=30, what="all parts")
+        wait_for(lambda: len(group_members(pgid)) >= 5, timeout=60, what="all parts")
         assert run.stop(signal.SIGKILL) == -signal.SIGKILL
         wait_for(lambda: group_members(pgid) == [], timeout=60, what="orphans to exit")
     finally:
