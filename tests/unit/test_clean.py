@@ -11,7 +11,7 @@ import pytest
 from config.settings import load_settings
 from pipelines.documents import DocumentError, RawDocument, load_file
 from pipelines.process import process_document
-from pipelines.rules import rules_from_dir
+from pipelines.rules import load_rules, rules_from_dir
 from tests.expectations import assert_seed_article
 from tests.helpers import SEED
 
@@ -102,3 +102,64 @@ def test_the_same_input_gives_the_same_article_id_and_hash() -> None:
     two = process_document(load_file(SEED), RULES, default_tz=UTC_ZONE).article
     assert (one.id, one.content_hash) == (two.id, two.content_hash)
     assert one.story_id == one.id
+
+
+def eager_pack(tmp_path, body: str):  # type: ignore[no-untyped-def]
+    (tmp_path / "eager.yaml").write_text(
+        "pack: eager\ndescription: an over-eager pack\nrules:\n" + body, encoding="utf-8"
+    )
+    return load_rules([tmp_path, load_settings({}).boilerplate_dir])
+
+
+ARTICLE_PAGE = (
+    "<html><head><title>Budget night</title></head><body><article>"
+    + "".join(
+        f"<p>Paragraph {i}: the council debated the budget late into the night, and "
+        "members argued over the library, the pool and the buses.</p>"
+        for i in range(12)
+    )
+    + "</article></body></html>"
+)
+
+
+def test_the_valve_holds_an_html_rule_that_would_eat_the_article(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rules = eager_pack(
+        tmp_path,
+        """
+  - id: eager.paragraphs
+    reason: a careless rule that takes every paragraph
+    where: html
+    selector: p
+""",
+    )
+    doc = RawDocument(
+        kind="html", content=ARTICLE_PAGE, source_kind="page", url="https://news.example/budget"
+    )
+    processed = process_document(doc, rules, default_tz=UTC_ZONE, max_share=0.5)
+    assert processed.article.text.count("Paragraph") == 12  # the article survived
+    (held,) = [r for r in processed.cleaned.removals if r.rule_id == "eager.paragraphs"]
+    assert held.skipped and "eager.paragraphs" not in processed.article.removed
+    # With the valve opened wide, the same rule does eat the article (so the test can fail).
+    with pytest.raises(DocumentError, match="no article text left"):
+        process_document(doc, rules, default_tz=UTC_ZONE, max_share=1.0)
+
+
+def test_the_valve_holds_a_line_rule_that_would_eat_the_article(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rules = eager_pack(
+        tmp_path,
+        """
+  - id: eager.lines
+    reason: a careless rule that takes every line mentioning the council
+    where: any
+    pattern: '.*council.*'
+""",
+    )
+    doc = text_doc(
+        "Budget night\n\n"
+        + "\n\n".join(
+            f"Paragraph {i}: the council debated the budget late into the night." for i in range(12)
+        )
+    )
+    processed = process_document(doc, rules, default_tz=UTC_ZONE, max_share=0.5)
+    assert processed.article.text.count("Paragraph") == 12
+    assert any(r.rule_id == "eager.lines" and r.skipped for r in processed.cleaned.removals)
