@@ -90,6 +90,11 @@ class Settings(BaseModel):
     rules_dir: Path | None = _env(
         "INGEST_RULES_DIR", "Folder of boilerplate rule packs; unset: config/boilerplate"
     )
+    rule_max_share: float = _env(
+        "INGEST_RULE_MAX_SHARE",
+        "The valve: a boilerplate rule that would remove more than this share of a document's "
+        "text is skipped and logged",
+    )
     max_document_bytes: int = _env(
         "INGEST_MAX_DOCUMENT_BYTES", "Largest document accepted, in bytes; larger ones fail"
     )

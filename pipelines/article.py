@@ -71,11 +71,15 @@ class Article(BaseModel):
         description="Clean plain text: paragraphs separated by one blank line, NFC, "
         "plain spaces, no boilerplate",
     )
-    html: str = Field(description="Sanitized HTML of the clean text")
+    html: str = Field(
+        description="Sanitized HTML of the clean text: an allow-list of tags, links absolute, "
+        "no scripts, styles, frames, event handlers or javascript: URLs"
+    )
     summary: str | None = Field(None, description="The feed's summary, else the lead paragraph")
     categories: list[str] = Field(
         default_factory=list, description="The feed entry's categories or tags"
     )
+    image: str | None = Field(None, description="Lead image URL (og:image, JSON-LD image)")
     word_count: int = Field(ge=0)
     content_hash: str = Field(
         pattern=r"^[0-9a-f]{32}$",

@@ -39,6 +39,7 @@ class IngestOptions:
     duplicates_stream: str
     dead_stream: str
     force: bool = False  # skip dedup and publish again (a new entry per delivery)
+    max_share: float = 0.5  # the rules' valve (rule_max_share)
     # Fetches an article page for a teaser entry: (final URL, HTML), or None when the
     # page cannot be had. None: teasers are published as the feed has them.
     fetch_page: Callable[[str], tuple[str, str] | None] | None = None
@@ -93,7 +94,9 @@ def _article(doc: RawDocument, options: IngestOptions, page_deadline: float) -> 
     feed_version: Article | None = None
     feed_failure: DocumentError | None = None
     try:
-        feed_version = process_document(doc, options.rules, default_tz=options.default_tz).article
+        feed_version = process_document(
+            doc, options.rules, default_tz=options.default_tz, max_share=options.max_share
+        ).article
     except DocumentError as exc:
         feed_version, feed_failure = None, exc
     wants_page = doc.feed is not None and doc.feed.teaser and doc.url and options.fetch_page
@@ -107,7 +110,10 @@ def _article(doc: RawDocument, options: IngestOptions, page_deadline: float) -> 
             page_doc = replace(doc, kind="html", content=html, url=final_url, source_kind="page")
             try:
                 page_version = process_document(
-                    page_doc, options.rules, default_tz=options.default_tz
+                    page_doc,
+                    options.rules,
+                    default_tz=options.default_tz,
+                    max_share=options.max_share,
                 ).article
             except DocumentError as exc:
                 log.warning("page.unusable", url=final_url, reason=exc.reason)

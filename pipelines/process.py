@@ -6,7 +6,6 @@ offline, and both get the same article for the same input.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import tzinfo
 from itertools import groupby
@@ -14,11 +13,14 @@ from itertools import groupby
 from pipelines.article import Article, article_id
 from pipelines.clean import CleanResult, clean
 from pipelines.documents import DocumentError, RawDocument
-from pipelines.parse import absolute_url, parse_document
+from pipelines.parse import parse_document
 from pipelines.rules import RuleSet
+from pipelines.sanitize import paragraphs_html
 from pipelines.text import content_hash, shorten, word_count
+from pipelines.urls import absolute_url
 
 SUMMARY_LIMIT = 300
+DEFAULT_MAX_SHARE = 0.5  # the rule_max_share setting's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,23 +29,32 @@ class Processed:
     cleaned: CleanResult
 
 
-def process_document(doc: RawDocument, rules: RuleSet, *, default_tz: tzinfo) -> Processed:
+def process_document(
+    doc: RawDocument,
+    rules: RuleSet,
+    *,
+    default_tz: tzinfo,
+    max_share: float = DEFAULT_MAX_SHARE,
+) -> Processed:
     """Parse, clean and build the article; raises :class:`DocumentError` for a document
-    that cannot become one (no title, no text left)."""
-    parsed = parse_document(doc, default_tz=default_tz)
-    cleaned = clean(parsed, rules, default_tz=default_tz)
+    that cannot become one (no title, no text left). ``max_share`` is the valve: a rule
+    that would remove more of the text than that is held back."""
+    parsed = parse_document(doc, default_tz=default_tz, rules=rules, max_share=max_share)
+    cleaned = clean(parsed, rules, default_tz=default_tz, max_share=max_share)
     return Processed(build_article(cleaned, doc), cleaned)
 
 
-def paragraphs(cleaned: CleanResult) -> list[str]:
+def paragraphs(cleaned: CleanResult) -> list[tuple[int, str]]:
+    """(paragraph index, text) of each kept paragraph, in order."""
     return [
-        cleaned.line_joiner.join(block.text for block in group)
-        for _, group in groupby(cleaned.blocks, key=lambda block: block.paragraph)
+        (index, cleaned.line_joiner.join(block.text for block in group))
+        for index, group in groupby(cleaned.blocks, key=lambda block: block.paragraph)
     ]
 
 
 def build_article(cleaned: CleanResult, doc: RawDocument) -> Article:
-    paras = paragraphs(cleaned)
+    kept = paragraphs(cleaned)
+    paras = [text for _, text in kept]
     if not paras:
         fired = ", ".join(cleaned.removed_rule_ids) or "none"
         raise DocumentError(
@@ -72,11 +83,10 @@ def build_article(cleaned: CleanResult, doc: RawDocument) -> Article:
         fetched_at=doc.received_at,
         language=meta.language,
         text=text,
-        html="".join(
-            "<p>" + html.escape(p, quote=False).replace("\n", "<br>") + "</p>" for p in paras
-        ),
+        html=paragraphs_html((text, cleaned.paragraph_html.get(i)) for i, text in kept),
         summary=shorten(meta.summary or paras[0], SUMMARY_LIMIT),
         categories=list(meta.categories),
+        image=meta.image,
         word_count=word_count(text),
         content_hash=digest,
         removed=cleaned.removed_rule_ids,

@@ -326,7 +326,9 @@ def clean(
         documents.extend(loaded.documents)
     for document in documents:
         try:
-            result = process_document(document, rules, default_tz=zone)
+            result = process_document(
+                document, rules, default_tz=zone, max_share=settings.rule_max_share
+            )
         except DocumentError as exc:
             err.print(f"[red]failed[/] {document.source_ref}: {exc.stage}: {exc.reason}")
             failed += 1
@@ -334,11 +336,12 @@ def clean(
         sys.stdout.write(result.article.to_json() + "\n")
         if explain:
             err.print(f"[bold]{document.source_ref}[/]")
-            for removal in sorted(result.cleaned.removals, key=lambda r: r.position):
+            for removal in result.cleaned.removals:
+                where = "html " if removal.position < 0 else f"line {removal.position:>3}"
+                note = "  [held back by the valve]" if removal.skipped else ""
                 captured = f"  → {removal.captured}" if removal.captured else ""
                 err.print(
-                    f"  block {removal.position:>3}  {removal.rule_id:<28} "
-                    f"{removal.text[:60]!r}{captured}",
+                    f"  {where}  {removal.rule_id:<34} {removal.text[:70]!r}{captured}{note}",
                     highlight=False,
                 )
     sys.stdout.flush()
@@ -522,8 +525,18 @@ def rules_list() -> None:
     for column in ("id", "where", "matches", "captures", "reason"):
         table.add_column(column, overflow="fold")
     for rule in ruleset.rules:
-        matches = rule.pattern or f"= {rule.equals_field}"
-        table.add_row(rule.id, rule.where, matches, ", ".join(rule.captures), rule.reason)
+        matches = rule.pattern or rule.selector or rule.xpath or f"= {rule.equals_field}"
+        if rule.text:
+            matches += f"\ntext: {rule.text}"
+        if rule.part == "suffix":
+            matches += "\n(the end of the last line)"
+        captures = rule.captures
+        shown = (
+            ", ".join(f"{k} ← {v}" for k, v in captures.items())
+            if isinstance(captures, dict)
+            else ", ".join(captures)
+        )
+        table.add_row(rule.id, rule.where, matches, shown, rule.reason)
     out.print(table)
 
 

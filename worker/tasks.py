@@ -39,6 +39,7 @@ def ingest_options(force: bool) -> IngestOptions:
         duplicates_stream=settings.duplicates_stream,
         dead_stream=settings.dead_stream,
         force=force,
+        max_share=settings.rule_max_share,
         fetch_page=fetch_page,
         # Under the soft time limit, with room for one last page and the appends.
         page_budget=max(10.0, settings.task_soft_time_limit - settings.fetch_total_timeout - 30),

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 PARAGRAPH = "The council's budget meeting ran late into the night as members debated. " * 6
+EVENING = PARAGRAPH.replace("night", "evening")
 
 
 def articles(client: redis.Redis) -> list[dict[str, Any]]:
@@ -107,7 +108,7 @@ def test_a_teaser_entry_is_published_with_the_article_page(
         body=(
             "<html><head><title>Budget passes | Courier</title>"
             '<meta name="author" content="Jo Reporter"></head><body><nav>Home</nav><article>'
-            f"<h1>Budget passes</h1><p>{PARAGRAPH}</p><p>{PARAGRAPH}</p>"
+            f"<h1>Budget passes</h1><p>{PARAGRAPH}</p><p>{EVENING}</p>"
             "</article></body></html>"
         ).encode(),
         headers={"Content-Type": "text/html; charset=utf-8"},
@@ -128,7 +129,7 @@ def test_a_teaser_entry_is_published_with_the_article_page(
     (article,) = wait_for(lambda: articles(redis_client), timeout=30, what="the article")
     assert article["source_kind"] == "page"
     assert article["title"] == "Budget passes"
-    assert article["text"].count("budget meeting ran late") >= 12
+    assert article["text"].count("budget meeting ran late") == 12
     assert "Continue reading" not in article["text"] and "Home" not in article["text"]
     assert feed_server.hits("/news/budget.html") == 1
 
