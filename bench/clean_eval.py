@@ -55,7 +55,11 @@ OURS = "feed-ingest"
 TRAFILATURA = "trafilatura"
 TRAFILATURA_FAST = "trafilatura (fast)"
 LXML_FLOOR = "lxml floor"
-PAGE_EXTRACTORS = (OURS, TRAFILATURA, TRAFILATURA_FAST)
+OURS_NO_RULES = "feed-ingest (no rules)"
+TRAFILATURA_AS_OURS = "trafilatura (fast, recall)"
+# The last two isolate what our packs and our settings add: the same cleaner with an
+# empty rule set, and trafilatura run the way we run it (fast, favor_recall).
+PAGE_EXTRACTORS = (OURS, TRAFILATURA, TRAFILATURA_FAST, OURS_NO_RULES, TRAFILATURA_AS_OURS)
 FRAGMENT_EXTRACTORS = (OURS, LXML_FLOOR, TRAFILATURA_FAST)
 
 FRAGMENT_MIN = 5 * 1024
@@ -179,16 +183,17 @@ def self_test() -> None:
 Extract = Callable[[str, str], str]  # (html, url) → text; raises when it cannot
 
 
-def feed_ingest(*, feed: bool) -> Extract:
-    """Our cleaner through its public stage function, on pages or on feed entries."""
+def feed_ingest(*, feed: bool, rules_off: bool = False) -> Extract:
+    """Our cleaner through its public stage function, on pages or on feed entries
+    (``rules_off``: with an empty rule set, to measure what the packs add)."""
     from zoneinfo import ZoneInfo
 
     from config.settings import load_settings
     from pipelines.documents import FeedFields, RawDocument
     from pipelines.process import process_document
-    from pipelines.rules import rules_from_dir
+    from pipelines.rules import RuleSet, rules_from_dir
 
-    rules = rules_from_dir(load_settings({}).boilerplate_dir)
+    rules = RuleSet(()) if rules_off else rules_from_dir(load_settings({}).boilerplate_dir)
     zone = ZoneInfo("UTC")
     fields = FeedFields(title="A title")
 
@@ -203,11 +208,14 @@ def feed_ingest(*, feed: bool) -> Extract:
     return entry if feed else page
 
 
-def trafilatura_extract(*, fast: bool) -> Extract:
+def trafilatura_extract(*, fast: bool, favor_recall: bool = False) -> Extract:
     import trafilatura
 
     def extract(html: str, url: str) -> str:
-        return trafilatura.extract(html, include_comments=False, fast=fast) or ""
+        return (
+            trafilatura.extract(html, include_comments=False, fast=fast, favor_recall=favor_recall)
+            or ""
+        )
 
     return extract
 
@@ -517,6 +525,10 @@ def run_json(run_: Run, ids: Sequence[str]) -> dict[str, Any]:
 def page_extractor(name: str) -> Extract:
     if name == OURS:
         return feed_ingest(feed=False)
+    if name == OURS_NO_RULES:
+        return feed_ingest(feed=False, rules_off=True)
+    if name == TRAFILATURA_AS_OURS:
+        return trafilatura_extract(fast=True, favor_recall=True)
     return trafilatura_extract(fast=name == TRAFILATURA_FAST)
 
 

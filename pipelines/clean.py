@@ -82,13 +82,18 @@ class _Cleaner:
         return len(parts) > 1 and any(form == match_form(part) for part in parts)
 
     def first_match(self, rules: tuple[Matcher, ...], index: int) -> bool:
+        """Apply the first rule that matches line ``index``: True when the line went.
+        Suffix rules cut the line's end, again and again while one still matches ("…
+        here […] Continue reading →" loses both tails)."""
+        cutters = [r for r in rules if r.suffix is not None and r.rule_id not in self.held]
+        trimmed = False
+        while self.keep[index] and any(self.cut(rule, index) for rule in cutters):
+            trimmed = True
+        if trimmed:
+            return not self.keep[index]
         line = self.blocks[index].text
         for rule in rules:
-            if rule.rule_id in self.held:
-                continue
-            if rule.suffix is not None:
-                if self.cut(rule, index):
-                    return not self.keep[index]
+            if rule.rule_id in self.held or rule.suffix is not None:
                 continue
             if rule.equals_field is not None:
                 if not self.same_as_field(line, rule.equals_field):

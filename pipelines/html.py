@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from html import escape
 from typing import Any
@@ -30,7 +31,7 @@ from lxml import etree
 from pipelines.documents import DocumentError
 from pipelines.parsed import Block, Metadata, ParsedDocument, Removal
 from pipelines.rules import HtmlMatcher, PageFeatures, RuleSet, parse_captured_time
-from pipelines.text import normalize_line, normalize_texts
+from pipelines.text import LINE_BREAK, normalize_line, normalize_texts
 from pipelines.urls import absolute_url
 
 log = structlog.get_logger("pipelines.html")
@@ -67,9 +68,6 @@ _NOT_CONTENT = (
     "input",
     "footer",
 )
-_BLOCK_TAGS = frozenset(
-    ["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "figcaption", "dt", "dd"]
-)
 _CONTENT_ROOTS = (
     "//article",
     "//*[@itemprop='articleBody']",
@@ -82,9 +80,9 @@ _CONTENT_ROOTS = (
 _PARSER = lxml.html.HTMLParser(
     collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True
 )
-# C0 controls (but tab, newline, carriage return) and DEL: not text, and lxml refuses to
-# build trees holding them.
-_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls (but tab, newline, carriage return), DEL, the non-characters U+FFFE/FFFF and
+# lone surrogates: not text, and lxml refuses to build trees holding them.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _PAGE_MARKUP = re.compile(r"<(?:!doctype|html|head|body)\b", re.IGNORECASE)
 _ARTICLE_TYPES = {
     "article",
@@ -123,6 +121,8 @@ def parse_html(
             root = lxml.html.fragment_fromstring(content, create_parent="div", parser=_PARSER)
     except (etree.ParserError, ValueError) as exc:
         raise DocumentError(f"unparseable HTML: {exc}", stage="parse") from exc
+    if page and base_url:
+        base_url = _document_base(root, base_url)
     meta = read_metadata(root, base_url=base_url, default_tz=default_tz) if page else Metadata()
     if base_url and not page:
         _absolutize(root, base_url)  # a page's links are resolved in its article only
@@ -138,7 +138,7 @@ def parse_html(
     )
     _drop(root, _NEVER)
     meta = meta.fill(**captured)
-    extracted = _extract_page(root, base_url) if page else None
+    extracted = _extract_page(root) if page else None
     if extracted is None:
         _drop(root, _NOT_CONTENT)
         container = _content_root(root) if page else root
@@ -151,17 +151,20 @@ def parse_html(
 
 
 def _absolutize(root: lxml.html.HtmlElement, base_url: str) -> None:
-    """Links and images resolved against the page (or its <base href>). Only the two
-    attributes the article's HTML keeps; lxml's make_links_absolute visits every
-    attribute and inline style and cost more than the rest of a feed entry's cleaning."""
-    base = root.find(".//base[@href]") if root.tag == "html" else None
-    if base is not None:
-        base_url = urljoin(base_url, base.get("href", "").strip())
+    """Links and images resolved against ``base_url``. Only the two attributes the
+    article's HTML keeps; lxml's make_links_absolute visits every attribute and inline
+    style and cost more than the rest of a feed entry's cleaning."""
     for element in root.iter("a", "img"):
         attribute = "href" if element.tag == "a" else "src"
         value = element.get(attribute)
         if value and not value.startswith(("http://", "https://")):
             element.set(attribute, _join(base_url, value))
+
+
+def _document_base(root: lxml.html.HtmlElement, base_url: str) -> str:
+    """The address relative links of a page resolve against: its <base href>, if any."""
+    base = root.find(".//head/base[@href]")
+    return _join(base_url, base.get("href", "")) if base is not None else base_url
 
 
 def _join(base_url: str, value: str) -> str:
@@ -178,7 +181,13 @@ def _drop(root: lxml.html.HtmlElement, tags: Iterable[str]) -> None:
 
 
 def _content_root(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    return next((found[0] for xp in _CONTENT_ROOTS if (found := root.xpath(xp))), root)
+    """The element that most likely holds the article: of the <article> elements the
+    one with the most text (teaser cards are <article>s too), else the articleBody,
+    <main> or the body."""
+    articles = root.xpath("//article")
+    if articles:
+        return max(articles, key=lambda el: len(el.text_content()))
+    return next((found[0] for xp in _CONTENT_ROOTS[1:] if (found := root.xpath(xp))), root)
 
 
 # --- html rules ----------------------------------------------------------------------------
@@ -200,21 +209,27 @@ def apply_html_rules(
     skipped and logged instead."""
     removals: list[Removal] = []
     captured: dict[str, object] = {}
-    total = 0
+    scope = root if scope is None else scope
+    total = -1  # the scope's text, measured once (before any removal), when first needed
     features = PageFeatures.of(root)
+    plain: list[str] = []
+
+    def plain_text() -> str:
+        if not plain:
+            plain.append(" ".join(root.text_content().split()).lower())
+        return plain[0]
+
     for matcher in matchers:
-        if not matcher.may_match(features, markup):
+        if not matcher.may_match(features, markup, plain_text):
             continue
         found = _matches(root, matcher)
         if not found:
             continue
         texts = [" ".join(el.text_content().split()) for el in found]
-        removed = sum(len(t) for t in texts)
-        total = (
-            total
-            or len(" ".join((scope if scope is not None else root).text_content().split()))
-            or 1
-        )
+        # The valve weighs what the rule would take out of the article's own element.
+        removed = sum(len(t) for el, t in zip(found, texts, strict=True) if _within(el, scope))
+        if total < 0:
+            total = max(1, len(" ".join(scope.text_content().split())))
         limit = matcher.max_share if matcher.max_share is not None else max_share
         if removed >= VALVE_MIN_CHARS and removed / total > limit:
             log.warning(
@@ -235,8 +250,11 @@ def apply_html_rules(
             )
             element.drop_tree()
             values = {}  # captured once per rule, recorded on the first removal
-        total = max(1, total - removed)
     return removals, captured
+
+
+def _within(element: Any, scope: Any) -> bool:
+    return element is scope or any(a is scope for a in element.iterancestors())
 
 
 def _matches(root: lxml.html.HtmlElement, matcher: HtmlMatcher) -> list[Any]:
@@ -277,17 +295,16 @@ def _captures(
 # --- the article ---------------------------------------------------------------------------
 
 
-def _extract_page(
-    root: lxml.html.HtmlElement, base_url: str | None
-) -> tuple[list[Block], dict[int, str]] | None:
+def _extract_page(root: lxml.html.HtmlElement) -> tuple[list[Block], dict[int, str]] | None:
     """The article of a page by trafilatura, as blocks and paragraph markup; None when
     it finds none (the caller falls back to the page's own structure)."""
     try:
         # fast: without trafilatura's fallback extractors (readability, jusText), which on
         # the public benchmark cost a third of the time for no gain in F1.
-        # include_links=False: with links trafilatura weighs link density differently and
-        # lost whole articles on the public benchmark (a page's article HTML keeps its
-        # formatting, not its links). url=None: nothing of ours needs its URL handling.
+        # include_links / include_images stay off: with them trafilatura lost whole
+        # articles, and kept captions, on the public benchmark (a page's article HTML
+        # keeps its formatting; its lead image is the article's `image`). url=None:
+        # nothing of ours needs its URL handling.
         result = trafilatura.bare_extraction(
             root,
             url=None,
@@ -305,7 +322,7 @@ def _extract_page(
     body = getattr(result, "body", None)
     if body is None or not len(body):
         return None
-    blocks, markup = _tei_blocks(body, base_url)
+    blocks, markup = _tei_blocks(body)
     return (blocks, markup) if blocks else None
 
 
@@ -333,16 +350,10 @@ def _tei_units(body: Any) -> Iterator[Any]:
             yield child
 
 
-def _tei_blocks(body: Any, base_url: str | None) -> tuple[list[Block], dict[int, str]]:
-    if base_url:
-        for element in body.iter("ref", "graphic"):
-            attribute = "target" if element.tag == "ref" else "src"
-            value = element.get(attribute)
-            if value and not value.startswith(("http://", "https://")):
-                element.set(attribute, _join(base_url, value))
+def _tei_blocks(body: Any) -> tuple[list[Block], dict[int, str]]:
     units = list(_tei_units(body))
     for element in body.iter("lb", "cell"):
-        element.tail = ("\n" if element.tag == "lb" else " ") + (element.tail or "")
+        element.tail = (LINE_BREAK if element.tag == "lb" else " ") + (element.tail or "")
     texts = normalize_texts(["".join(unit.itertext()) for unit in units])
     blocks: list[Block] = []
     markup: dict[int, str] = {}
@@ -367,16 +378,11 @@ def _tei_inline(element: Any) -> str:
         inner = _tei_inline(child)
         if child.tag == "lb":
             parts.append("<br>")
-            parts.append(escape((child.tail or "").removeprefix("\n"), quote=False))
+            parts.append(escape((child.tail or "").removeprefix(LINE_BREAK), quote=False))
             continue
-        elif child.tag == "ref" and child.get("target"):
-            parts.append(f'<a href="{escape(child.get("target"))}">{inner}</a>')
         elif child.tag == "hi" and child.get("rend") in _TEI_RENDER:
             tag = _TEI_RENDER[child.get("rend")]
             parts.append(f"<{tag}>{inner}</{tag}>")
-        elif child.tag == "graphic" and child.get("src"):
-            alt = escape(child.get("alt") or "")
-            parts.append(f'<img src="{escape(child.get("src"))}" alt="{alt}">')
         elif child.tag == "cell":
             parts.append(f"{inner} ")
         else:
@@ -385,54 +391,152 @@ def _tei_inline(element: Any) -> str:
     return "".join(parts)
 
 
-def _leaf_blocks(container: Any) -> tuple[list[Block], dict[int, str]]:
-    """Blocks of a fragment (or of a page trafilatura found nothing in): the innermost
-    block elements, each a paragraph; bare text and inline markup as one paragraph."""
-    for br in container.iter("br"):
-        br.tail = "\n" + (br.tail or "")
-    leaves = [
-        el
-        for el in container.iter(*_BLOCK_TAGS)
-        if not any(child.tag in _BLOCK_TAGS for child in el.iterdescendants())
+# Elements that hold a paragraph's text, and elements that only hold other blocks.
+_TEXT_BLOCKS = frozenset(
+    [
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "blockquote",
+        "pre",
+        "figcaption",
+        "dt",
+        "dd",
+        "td",
+        "th",
+        "caption",
+        "address",
+        "summary",
     ]
-    if not leaves:
-        lines = normalize_texts([container.text_content()])[0]
-        if not lines:
-            return [], {}
-        inner = etree.tostring(container, encoding="unicode", method="html")
-        return [Block(line, 0) for line in lines], {0: f"<p>{inner}</p>"}
+)
+_CONTAINERS = frozenset(
+    [
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "ul",
+        "ol",
+        "dl",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "tr",
+        "figure",
+        "center",
+        "details",
+        "aside",
+        "nav",
+        "form",
+        "fieldset",
+        "body",
+        "html",
+        "hgroup",
+        "menu",
+    ]
+)
+_BLOCK_LEVEL = _TEXT_BLOCKS | _CONTAINERS | {"hr"}
+# Text blocks whose own tag the article's HTML keeps; the others become <p>.
+_OWN_MARKUP = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre"])
+
+
+@dataclass
+class _Unit:
+    """A paragraph in the making: a block element, or a run of text and inline markup
+    between blocks (bare text, a <div>'s own text, a list item's text before its sublist)."""
+
+    element: Any = None
+    pieces: list[Any] = field(default_factory=list)  # for a run: text and inline elements
+
+    def text(self) -> str:
+        if self.element is not None:
+            return self.element.text_content()
+        return "".join(p if isinstance(p, str) else p.text_content() for p in self.pieces)
+
+    def markup(self) -> str:
+        if self.element is not None:
+            return etree.tostring(self.element, encoding="unicode", method="html", with_tail=False)
+        inner = "".join(
+            escape(p, quote=False)
+            if isinstance(p, str)
+            else etree.tostring(p, encoding="unicode", method="html", with_tail=False)
+            for p in self.pieces
+        )
+        return f"<p>{inner}</p>"
+
+
+def _units(element: Any, out: list[_Unit]) -> None:
+    """Split a container into units, in document order."""
+    run = _Unit()
+    if element.text:
+        run.pieces.append(element.text)
+    for child in element:
+        tag = child.tag if isinstance(child.tag, str) else None
+        if tag in _BLOCK_LEVEL:
+            if run.pieces:
+                out.append(run)
+                run = _Unit()
+            holds_blocks = any(
+                isinstance(d.tag, str) and d.tag in _BLOCK_LEVEL for d in child.iterdescendants()
+            )
+            if tag in _TEXT_BLOCKS and not holds_blocks:
+                out.append(_Unit(element=child))
+            elif tag != "hr":
+                _units(child, out)
+        elif tag is not None:
+            run.pieces.append(child)
+        if child.tail:
+            run.pieces.append(child.tail)
+    if run.pieces:
+        out.append(run)
+
+
+def _leaf_blocks(container: Any) -> tuple[list[Block], dict[int, str]]:
+    """Blocks of a fragment (or of a page trafilatura found nothing in): every block
+    element that holds text, and every run of text between blocks, is a paragraph. Lines
+    break only at <br>. Images outside text go with the next paragraph (or the last)."""
+    for br in container.iter("br"):
+        br.tail = LINE_BREAK + (br.tail or "")
+    units: list[_Unit] = []
+    _units(container, units)
+    texts = normalize_texts([unit.text() for unit in units])
     blocks: list[Block] = []
     markup: dict[int, str] = {}
-    texts = dict(zip(leaves, normalize_texts([el.text_content() for el in leaves]), strict=True))
-    images = _loose_images(container, [el for el in leaves if texts[el]])
-    pending: list[str] = []
+    pending: list[str] = []  # images of units without text
     paragraph = 0
-    for element in container.iter(*_BLOCK_TAGS, "img"):  # document order, C-filtered
-        if element in images:
-            pending.append(images[element])
-            continue
-        lines = texts.get(element)
+    for unit, lines in zip(units, texts, strict=True):
         if not lines:
+            pending.extend(_images(unit))
             continue
         blocks.extend(Block(line, paragraph) for line in lines)
-        own = etree.tostring(element, encoding="unicode", method="html", with_tail=False)
-        markup[paragraph] = "".join(pending) + own
+        markup[paragraph] = "".join(pending) + unit.markup().replace(LINE_BREAK, "")
         pending = []
         paragraph += 1
-    if pending and markup:  # images after the last paragraph go with it
+    if pending and markup:
         markup[paragraph - 1] += "".join(pending)
     return blocks, markup
 
 
-def _loose_images(container: Any, leaves: list[Any]) -> dict[Any, str]:
-    """Images outside the blocks that have text (a photo in its own <p> or <div>), as
-    markup, so the article's HTML keeps them next to the paragraph they stand before."""
-    inside = set(leaves)
-    found: dict[Any, str] = {}
-    for image in container.iter("img"):
-        if image.get("src") and not any(a in inside for a in image.iterancestors()):
-            found[image] = etree.tostring(image, encoding="unicode", method="html", with_tail=False)
-    return found
+def _images(unit: _Unit) -> list[str]:
+    roots = (
+        [unit.element]
+        if unit.element is not None
+        else [p for p in unit.pieces if not isinstance(p, str)]
+    )
+    return [
+        etree.tostring(image, encoding="unicode", method="html", with_tail=False)
+        for root in roots
+        for image in root.iter("img")
+        if image.get("src")
+    ]
 
 
 # --- metadata ---------------------------------------------------------------------------------
@@ -440,7 +544,8 @@ def _loose_images(container: Any, leaves: list[Any]) -> dict[Any, str]:
 
 def _first(root: Any, *xpaths: str) -> str | None:
     for xpath in xpaths:
-        for value in root.xpath(xpath):
+        found = root.xpath(xpath)
+        for value in [found] if isinstance(found, str) else found:
             text = normalize_line(str(value))
             if text:
                 return text
@@ -483,7 +588,7 @@ def read_metadata(root: Any, *, base_url: str | None, default_tz: tzinfo) -> Met
             "dc.date.issued",
         )
         or _ld_text(ld, "datePublished")
-        or _first(root, "//time[@datetime]/@datetime")
+        or _first(root, "//article//time[@datetime]/@datetime", "//time[@datetime]/@datetime")
     )
     updated = meta("article:modified_time", "og:updated_time", "datemodified") or _ld_text(
         ld, "dateModified"
@@ -493,10 +598,10 @@ def read_metadata(root: Any, *, base_url: str | None, default_tz: tzinfo) -> Met
     return Metadata(
         title=meta("og:title", "twitter:title")
         or _ld_text(ld, "headline")
-        or _first(root, "//title/text()", "//h1//text()"),
+        or _first(root, "//title/text()", "normalize-space(//h1)"),
         author=meta("author", "article:author", "dc.creator")
         or _ld_author(ld)
-        or _first(root, "//*[@rel='author']//text()"),
+        or _first(root, "normalize-space(//*[@rel='author'])"),
         published_at=parse_timestamp(published, default_tz) if published else None,
         updated_at=parse_timestamp(updated, default_tz) if updated else None,
         url=base_url,

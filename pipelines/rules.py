@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
@@ -257,10 +257,14 @@ class HtmlMatcher:
             tuple(hint.lower() for hint in rule.hints),
         )
 
-    def may_match(self, features: PageFeatures, markup: str) -> bool:
-        """False when the document cannot hold a match (so the XPath need not run)."""
+    def may_match(self, features: PageFeatures, markup: str, text: Callable[[], str]) -> bool:
+        """False when the document cannot hold a match (so the XPath need not run): a
+        hint is looked for in the lower-cased markup, then in the document's text
+        (lower-cased, spaces of any kind made one), where entities and tags are gone."""
         if self.hints and not any(hint in markup for hint in self.hints):
-            return False
+            plain = text()
+            if not any(hint in plain for hint in self.hints):
+                return False
         return self.needs is None or any(features.has(need) for need in self.needs)
 
 

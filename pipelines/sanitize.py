@@ -56,6 +56,8 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
+# Marks a list item's markup as one of an ordered list (<ol>), for the grouping below.
+ORDERED_ITEM = "\ue002"
 
 
 def sanitize(markup: str) -> str:
@@ -71,18 +73,20 @@ def sanitize(markup: str) -> str:
 
 def paragraphs_html(paragraphs: Iterable[tuple[str, str | None]]) -> str:
     """Sanitized HTML of the article: each paragraph's own markup when it has some,
-    else its text as <p> (lines kept apart by <br>); runs of list items in one <ul>."""
+    else its text as <p> (lines kept apart by <br>); runs of list items in one <ul> or
+    <ol>."""
     parts: list[str] = []
-    in_list = False
+    open_list = ""  # "ul", "ol" or "" outside a list
     for text, markup in paragraphs:
         piece = markup or "<p>" + html.escape(text, quote=False).replace("\n", "<br>") + "</p>"
-        is_item = piece.startswith("<li")
-        if is_item and not in_list:
-            parts.append("<ul>")
-        elif not is_item and in_list:
-            parts.append("</ul>")
-        in_list = is_item
-        parts.append(piece)
-    if in_list:
-        parts.append("</ul>")
+        kind = "ol" if piece.startswith(ORDERED_ITEM) else "ul" if piece.startswith("<li") else ""
+        if kind != open_list:
+            if open_list:
+                parts.append(f"</{open_list}>")
+            if kind:
+                parts.append(f"<{kind}>")
+            open_list = kind
+        parts.append(piece.removeprefix(ORDERED_ITEM))
+    if open_list:
+        parts.append(f"</{open_list}>")
     return sanitize("".join(parts))

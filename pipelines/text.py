@@ -15,7 +15,7 @@ import unicodedata
 # (A regex: str.translate with a dict is several times slower on long texts.)
 # (C0 control characters too: never text.)
 _INVISIBLE = re.compile(
-    "[\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u202a-\u202e\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+    "[\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u202a-\u202e\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]"
 )
 # Every Unicode space separator (NBSP, thin space, ideographic space, …) and tab.
 _SPACES = re.compile(r"[^\S\r\n]+")
@@ -26,21 +26,26 @@ _ALNUM = re.compile(r"[^\W_]")
 def normalize_line(line: str) -> str:
     """Display form of one line: NFC, invisible characters dropped, runs of any kind
     of space collapsed to one plain space, ends trimmed."""
-    line = _INVISIBLE.sub("", unicodedata.normalize("NFC", line))
+    line = unicodedata.normalize("NFC", _INVISIBLE.sub("", line))
     return _SPACES.sub(" ", line).strip()
 
 
-_SEPARATOR = "\ue000"  # a private-use character: not text, not space, NFC-stable
+_SEPARATOR = "\ue000"  # private-use characters: not text, not space, NFC-stable
+LINE_BREAK = "\ue001"  # where markup breaks a line (<br>): the only line breaks in HTML text
+_ALL_SPACE = re.compile(r"\s+")
 
 
 def normalize_texts(texts: list[str]) -> list[list[str]]:
-    """Each text as its normalized (display form) non-empty lines: :func:`normalize_line`
-    for every line of every text, in one pass of each regular expression over all of
-    them (a page has hundreds of paragraphs; one pass per line was most of the cost)."""
+    """HTML text in display form: each text's lines, where a line ends only at
+    :data:`LINE_BREAK` (source newlines are just spaces in HTML). One pass of each
+    regular expression over all the texts at once (a page has hundreds of paragraphs;
+    one pass each was most of the cost)."""
+    if not texts:
+        return []
     joined = _SEPARATOR.join(text.replace(_SEPARATOR, "") for text in texts)
-    joined = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", joined)))
+    joined = _ALL_SPACE.sub(" ", unicodedata.normalize("NFC", _INVISIBLE.sub("", joined)))
     return [
-        [line for line in (raw.strip() for raw in part.split("\n")) if line]
+        [line for line in (raw.strip() for raw in part.split(LINE_BREAK)) if line]
         for part in joined.split(_SEPARATOR)
     ]
 
@@ -48,7 +53,7 @@ def normalize_texts(texts: list[str]) -> list[list[str]]:
 def match_form(text: str) -> str:
     """Comparison form: NFKC, case-folded, every run of punctuation or whitespace
     turned into one space. Two texts that differ only in those compare equal."""
-    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()
+    text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold()
     return _NON_WORD.sub(" ", text).strip()
 
 

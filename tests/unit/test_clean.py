@@ -163,3 +163,13 @@ def test_the_valve_holds_a_line_rule_that_would_eat_the_article(tmp_path) -> Non
     processed = process_document(doc, rules, default_tz=UTC_ZONE, max_share=0.5)
     assert processed.article.text.count("Paragraph") == 12
     assert any(r.rule_id == "eager.lines" and r.skipped for r in processed.cleaned.removals)
+
+
+def test_suffix_rules_cut_every_tail_of_the_last_line() -> None:
+    article = process_document(
+        text_doc("T\n\nA first paragraph.\n\nThe excerpt ends here […] Continue reading →"),
+        RULES,
+        default_tz=UTC_ZONE,
+    ).article
+    assert article.text == "A first paragraph.\n\nThe excerpt ends here"
+    assert article.removed == ["wordpress.continue-reading", "wordpress.excerpt-ellipsis"]
