@@ -35,8 +35,8 @@ class Article(BaseModel):
         default=SCHEMA_VERSION, description="Version of this schema; bumped on breaking changes"
     )
     id: str = Field(
-        description="Stable id: derived from the canonical URL, or from the content hash "
-        "when the document has no URL",
+        description="Stable id: derived from the canonical URL (scheme and www./m. "
+        "prefixes ignored), or from the content hash when the document has no URL",
         pattern=r"^[0-9a-f]{32}$",
     )
     story_id: str = Field(
@@ -44,11 +44,18 @@ class Article(BaseModel):
         "(equal to id for a first sighting)",
         pattern=r"^[0-9a-f]{32}$",
     )
+    update_of: str | None = Field(
+        None,
+        description="Set on a longer later version of a story (the full text after a "
+        "teaser), published as an update: the id of the story's first-seen article",
+        pattern=r"^[0-9a-f]{32}$",
+    )
     url: str | None = Field(None, description="URL the document was fetched from or names")
     canonical_url: str | None = Field(
         None,
         description="rel=canonical or og:url, else the document's URL: absolute http(s), "
-        "scheme and host lower-cased, no fragment",
+        "normalized (host lower-cased, default port, sorted query, no fragment) and "
+        "stripped of tracking parameters (utm_*, fbclid, config/tracking_params.yaml)",
     )
     original_url: str | None = Field(
         None, description="Where a repost names its source (e.g. a 'Go to Source' link)"
@@ -86,7 +93,14 @@ class Article(BaseModel):
         description="Hash of the text's match form (NFKC, case-folded, punctuation and "
         "whitespace collapsed): the exact-dedup key",
     )
-    fingerprint: str | None = Field(None, description="Near-duplicate signature, when computed")
+    fingerprint: str | None = Field(
+        None,
+        description="Near-duplicate fingerprint, hex: the low byte of 128 MinHash values "
+        "over 5-word shingles of the match form, the shingle count (4 bytes, big-endian), "
+        "a hash of the first 30 words (8 bytes), the paragraph count (1 byte) and 4-byte "
+        "hashes of the first 8 paragraphs (layout: pipelines/neardup.py)",
+        pattern=r"^[0-9a-f]{282}([0-9a-f]{8}){0,8}$",
+    )
     removed: list[str] = Field(
         default_factory=list, description="Ids of the boilerplate rules that fired, in order"
     )
@@ -104,9 +118,11 @@ class Article(BaseModel):
         return self.model_dump_json()
 
 
-def article_id(canonical_url: str | None, content_hash: str) -> str:
-    """Stable article id: from the canonical URL when there is one, else the content."""
-    basis = f"url:{canonical_url}" if canonical_url else f"text:{content_hash}"
+def article_id(url_key: str | None, content_hash: str) -> str:
+    """Stable article id: from the canonical URL's alias form (``pipelines.urls.url_key``:
+    the http and https, www. and bare addresses of a page are one article) when there is
+    one, else the content."""
+    basis = f"url:{url_key}" if url_key else f"text:{content_hash}"
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
 
 

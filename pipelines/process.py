@@ -13,11 +13,12 @@ from itertools import groupby
 from pipelines.article import Article, article_id
 from pipelines.clean import CleanResult, clean
 from pipelines.documents import DocumentError, RawDocument
+from pipelines.neardup import fingerprint
 from pipelines.parse import parse_document
 from pipelines.rules import RuleSet
 from pipelines.sanitize import paragraphs_html
 from pipelines.text import content_hash, shorten, word_count
-from pipelines.urls import absolute_url
+from pipelines.urls import alias_form, canonical_url
 
 SUMMARY_LIMIT = 300
 DEFAULT_MAX_SHARE = 0.5  # the rule_max_share setting's default
@@ -64,8 +65,9 @@ def build_article(cleaned: CleanResult, doc: RawDocument) -> Article:
     text = "\n\n".join(paras)
     meta = cleaned.meta
     digest = content_hash(text)
-    canonical = meta.canonical_url or absolute_url(meta.url)
-    ident = article_id(canonical, digest)
+    near = fingerprint(text)
+    canonical = canonical_url(meta.canonical_url) or canonical_url(meta.url)
+    ident = article_id(alias_form(canonical) if canonical else None, digest)
     assert meta.title  # parse_document refuses untitled documents
     return Article(
         id=ident,
@@ -89,6 +91,7 @@ def build_article(cleaned: CleanResult, doc: RawDocument) -> Article:
         image=meta.image,
         word_count=word_count(text),
         content_hash=digest,
+        fingerprint=near.packed().hex() if near else None,
         removed=cleaned.removed_rule_ids,
         source_kind=doc.source_kind,
         source_ref=doc.source_ref,
