@@ -98,7 +98,33 @@ class Settings(BaseModel):
     max_document_bytes: int = _env(
         "INGEST_MAX_DOCUMENT_BYTES", "Largest document accepted, in bytes; larger ones fail"
     )
-    dedup_ttl: int = _env("INGEST_DEDUP_TTL", "Seconds exact-dedup keys are kept (the horizon)")
+    dedup_ttl: int = _env(
+        "INGEST_DEDUP_TTL", "Seconds every dedup key, signature and band is kept (the horizon)"
+    )
+    near_dedup: bool = _env(
+        "INGEST_NEAR_DEDUP", "Near-duplicate detection (MinHash + LSH in Redis); off: exact only"
+    )
+    near_min_words: int = _env(
+        "INGEST_NEAR_MIN_WORDS", "Texts with fewer words go through the exact layers only"
+    )
+    near_min_jaccard: float = _env(
+        "INGEST_NEAR_MIN_JACCARD",
+        "Estimated Jaccard (5-word shingles) from which a candidate is a near-duplicate",
+    )
+    near_min_containment: float = _env(
+        "INGEST_NEAR_MIN_CONTAINMENT",
+        "Share of the shorter text inside the longer from which a candidate is the same "
+        "story (a teaser and its full text)",
+    )
+    story_updates: bool = _env(
+        "INGEST_STORY_UPDATES",
+        "Publish a clearly longer later version of a story (full text after a teaser) on "
+        "the articles stream as an update (update_of set); off: it is a duplicate",
+    )
+    story_update_ratio: float = _env(
+        "INGEST_STORY_UPDATE_RATIO",
+        "How many times longer than the story's text a duplicate must be to be an update",
+    )
     run_report_ttl: int = _env("INGEST_RUN_REPORT_TTL", "Seconds replay outcomes are kept")
     articles_stream: str = _env("INGEST_ARTICLES_STREAM", "Stream of published articles")
     duplicates_stream: str = _env(

@@ -1,18 +1,53 @@
-"""Exact deduplication, shared by every worker through Redis.
+"""Deduplication across feeds and sites, shared by every worker through Redis.
 
-An article has up to three exact keys: its feed guid, its canonical URL and the hash of
-its text's match form. One Lua script checks all of an article's keys and claims them in
-a single atomic step, so two workers holding two copies of one story at the same moment
-agree on which came first. Keys expire after the horizon (``dedup_ttl``).
+Layers, strongest first, all decided by ONE Lua script per article (atomic: two
+workers holding two copies of a story at the same instant agree on which came first):
 
-A key already owned by the *same* article id is not a duplicate: that is the same article
-seen again (a retried task, a replay); publishing is idempotent per article id and
-reports it (:mod:`pipelines.publish`).
+1. exact keys — the feed guid (scoped by its feed unless it is a URL, URN or tag URI),
+   the canonical URL (its alias form: http/https, www./m. and tracking parameters do
+   not matter, see :mod:`pipelines.urls`), the hash of the text's match form;
+2. the source a repost names — a captured ``original_url`` ("Go to Source") that is a
+   known article's URL makes the repost that article's duplicate, whatever its text;
+3. near-duplicates — candidates from the LSH bands of the MinHash signature
+   (:mod:`pipelines.neardup`) and from the text's lead (its first 30 words: a teaser
+   starts like its full article), each confirmed on the stored signature: estimated
+   Jaccard at least ``min_jaccard`` (a footer, a changed title, an extra paragraph), or
+   the smaller text contained in the larger at least ``min_containment`` (texts within
+   4× in size); or, for the candidate with the same lead, the shorter text opening the
+   longer paragraph by paragraph (layer "lead": a teaser and its long article, where
+   MinHash containment is too noisy). Texts shorter than ``min_words`` go through the
+   exact layers only.
+
+A duplicate's keys become aliases of the story it joins (its URL and text now name that
+story too); a first sighting claims them. A duplicate clearly longer than the story
+(``update_ratio``: the full text after a teaser) can be flagged as the story's update;
+its signature then stands for the story.
+
+Storage, sized for about 0.7 KB per article (``bench/dedup_scale.py``):
+
+* ``ingest:sig:<short id>`` — per first-seen article: its full id and packed signature
+  (empty for short texts); expires ``ttl`` after the story was last seen. Every other
+  entry points here by the article's short id (the first 8 bytes of its id), so this
+  key's expiry ends the story for every layer at once.
+* ``ingest:dedup:<gen>:<bucket>`` and ``ingest:lsh:<gen>:<bucket>`` — hashes of exact
+  keys and LSH bands, field → short id, in 65,536 buckets a family. Bucketed so that each
+  stays a compact ziplist/listpack (a dozen bytes per entry instead of a key's hundred):
+  up to 512 entries a hash (``hash-max-ziplist-entries``, which the embedded Redis sets;
+  set it on your own Redis too), about 1.3M articles a horizon. In generations
+  as long as the horizon: writes go to the newest, the two newest are looked in, and a
+  generation's hashes expire as a whole when it stops being looked in — every entry is
+  kept at least ``ttl`` (and at most twice that).
+
+An entry already naming the *same* article is not a duplicate: that is the article seen
+again (a retried task, a replay); publishing is idempotent per article id and reports it
+(:mod:`pipelines.publish`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,76 +55,420 @@ from typing import Literal
 import redis
 
 from pipelines.article import Article
+from pipelines.neardup import CONTAINMENT_MAX_RATIO, LEAD_PARAGRAPHS, SHINGLE_WORDS, Fingerprint
+from pipelines.urls import alias_form, url_key
 
-KEY_PREFIX = "ingest:dedup:"
+LEAD_WORDS = 30  # as in pipelines.neardup: the words a lead hash is made of
+EXACT_PREFIX = "ingest:dedup:"  # (the script spells the prefixes out)
+LSH_PREFIX = "ingest:lsh:"
+SIG_PREFIX = "ingest:sig:"
+SHORT_ID_BYTES = 8
 
-Layer = Literal["guid", "url", "text"]
+Layer = Literal["guid", "url", "text", "original_url", "near", "lead"]
 
-# KEYS: the article's dedup keys, strongest first. ARGV: article id, ttl seconds.
-# Returns {owner id, matched key} for a duplicate, {article id, false} otherwise.
-# A duplicate's unclaimed keys become aliases of the owner (its URL now names that
-# story too); they never take a key another article owns.
-_CLAIM = """
-for i, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
-  if owner and owner ~= ARGV[1] then
-    for j, other in ipairs(KEYS) do
-      redis.call('SET', other, owner, 'NX', 'EX', ARGV[2])
-    end
-    return {owner, key}
+# ARGV (binary blobs, so that a call is a dozen arguments, not a hundred):
+#  1 full id (16 bytes)   2 short id (8 bytes)   3 ttl
+#  4 exact entries: 11 bytes each — layer code (g guid, u url, t text), bucket (2 bytes),
+#    field (8 bytes)
+#  5 original-url entry (10 bytes: bucket, field; '' for none)   6 lead entry (same)
+#  7 packed fingerprint ('' for none)   8, 9 newest and previous generation
+#  10 when the newest generation's hashes expire (unix time)
+#  11 min Jaccard   12 min containment   13 update ratio (0: never)
+#  14 bands: 6 bytes each — bucket (2 bytes), field (4 bytes)
+#  15 hashes of the newest generation this worker has not given their expiry yet:
+#     3 bytes each — family (d exact, l bands), bucket (2 bytes)
+# Returns {owner full id (hex), layer, jaccard, containment, update ('1' or '')}; layer ''
+# for a first sighting (the owner is the article itself).
+_DEDUP = """
+local MAX_RATIO, LEAD_PARAGRAPHS = {{MAX_RATIO}}, {{LEAD_PARAGRAPHS}}
+local LAYERS = {g = 'guid', u = 'url', t = 'text'}
+local full_id, short_id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local sig = ARGV[7]
+local gens = {ARGV[8], ARGV[9]}
+local expire_at = ARGV[10]
+local min_j, min_c = tonumber(ARGV[11]), tonumber(ARGV[12])
+local update_ratio = tonumber(ARGV[13])
+
+local function bucket(blob, at)
+  local b1, b2 = string.byte(blob, at, at + 1)
+  return tostring(b1 * 256 + b2)
+end
+local function entries(blob, size, field_at, field_size)
+  local out = {}
+  for at = 1, #blob, size do
+    out[#out + 1] = {
+      bucket(blob, at + field_at - 3),
+      string.sub(blob, at + field_at - 1, at + field_at + field_size - 2),
+      LAYERS[string.sub(blob, at, at)],
+    }
+  end
+  return out
+end
+local exact = entries(ARGV[4], 11, 4, 8)
+local original = entries(ARGV[5], 10, 3, 8)[1]
+local lead = entries(ARGV[6], 10, 3, 8)[1]
+local bands = entries(ARGV[14], 6, 3, 4)
+
+local FAMILY = {d = 'ingest:dedup:', l = 'ingest:lsh:'}
+local function expire_new()
+  local blob = ARGV[15]
+  for at = 1, #blob, 3 do
+    local key = FAMILY[string.sub(blob, at, at)] .. gens[1] .. ':' .. bucket(blob, at + 1)
+    redis.call('EXPIREAT', key, expire_at)
   end
 end
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+
+-- Records are named by the short id in hex, readable in redis-cli.
+local function record_key(short)
+  return 'ingest:sig:' .. string.format(string.rep('%02x', 8), string.byte(short, 1, 8))
 end
-return {ARGV[1], false}
-"""
+local function hex(raw)
+  return (raw:gsub('.', function(ch) return string.format('%02x', string.byte(ch)) end))
+end
+
+-- The short id an entry names, newest generation first.
+local function find(prefix, entry)
+  for _, gen in ipairs(gens) do
+    local value = redis.call('HGET', prefix .. gen .. ':' .. entry[1], entry[2])
+    if value then return value end
+  end
+  return nil
+end
+
+local function put(prefix, entry, short, only_if_free)
+  local key = prefix .. gens[1] .. ':' .. entry[1]
+  if only_if_free then
+    redis.call('HSETNX', key, entry[2], short)
+  else
+    redis.call('HSET', key, entry[2], short)
+  end
+end
+
+local function count(packed)
+  local b1, b2, b3, b4 = string.byte(packed, 129, 132)
+  return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+
+-- An entry naming another article whose story is still kept: that article's record.
+local function other_story(prefix, entry)
+  local short = find(prefix, entry)
+  if short and short ~= short_id then
+    local record = redis.call('GET', record_key(short))
+    if record then return short, record end
+  end
+  return nil
+end
+
+-- Point this article's entries at the story it joins, where they are free, and keep the
+-- story for another horizon; then the verdict. A text update_ratio times longer than
+-- the story's is an update of the story: its signature becomes the story's, so only a
+-- still longer text is another update.
+local function joined(owner, record, layer, j, c)
+  for _, e in ipairs(exact) do put('ingest:dedup:', e, owner, true) end
+  if original then put('ingest:dedup:', original, owner, true) end
+  if lead then put('ingest:dedup:', lead, owner, true) end
+  for _, b in ipairs(bands) do put('ingest:lsh:', b, owner, true) end
+  local owner_full = string.sub(record, 1, 16)
+  local stored = string.sub(record, 17)
+  local update = ''
+  if update_ratio > 0 and sig ~= '' then
+    local stored_count = 0
+    if stored ~= '' then stored_count = count(stored) end
+    if count(sig) > stored_count and count(sig) >= stored_count * update_ratio then
+      update = '1'
+      stored = sig
+    end
+  end
+  redis.call('SET', record_key(owner), owner_full .. stored, 'EX', ttl)
+  expire_new()
+  return {hex(owner_full), layer, tostring(j), tostring(c), update}
+end
+
+for _, e in ipairs(exact) do
+  local owner, record = other_story('ingest:dedup:', e)
+  if owner then return joined(owner, record, e[3], 1, 1) end
+end
+
+if original then
+  local owner, record = other_story('ingest:dedup:', original)
+  if owner then return joined(owner, record, 'original_url', 1, 1) end
+end
+
+-- Estimated Jaccard and containment from two packed signatures (8-bit MinHash values,
+-- then a 4-byte shingle count). Containment only for texts within MAX_RATIO in size:
+-- beyond that a few chance agreements make any short text look contained (0 then).
+local function similarity(a, b)
+  local agree = 0
+  for p = 1, 128 do
+    if string.byte(a, p) == string.byte(b, p) then agree = agree + 1 end
+  end
+  local j = (agree / 128 - 1 / 256) / (1 - 1 / 256)
+  if j < 0 then j = 0 end
+  local na, nb = count(a), count(b)
+  local smaller, larger = math.min(na, nb), math.max(na, nb)
+  if smaller < 1 then smaller = 1 end
+  if larger > MAX_RATIO * smaller then return j, 0 end
+  local c = j * (na + nb) / (1 + j) / smaller
+  if c > 1 then c = 1 end
+  return j, c
+end
+
+-- Whether the shorter text opens the longer: its paragraphs but the last (a feed may cut
+-- it short) are the longer's first paragraphs. (Layout: pipelines/neardup.py — the
+-- paragraph count is byte 141, the paragraphs' 4-byte hashes follow.)
+local function opens(a, b)
+  if count(a) > count(b) then a, b = b, a end
+  local whole = string.byte(a, 141) - 1
+  if whole > LEAD_PARAGRAPHS then return false end
+  return string.sub(a, 142, 141 + 4 * whole) == string.sub(b, 142, 141 + 4 * whole)
+end
+
+if sig ~= '' then
+  local seen = {}
+  local best, best_record, best_j, best_c = nil, nil, -1, -1
+  local by_lead, lead_record, lead_j, lead_c = nil, nil, 0, 0
+  local function consider(short, via_lead)
+    if not short or short == short_id or seen[short] then return end
+    seen[short] = true
+    local record = redis.call('GET', record_key(short))
+    if not record or #record <= 16 then return end
+    local other = string.sub(record, 17)
+    local j, c = similarity(sig, other)
+    if (j >= min_j or c >= min_c) and (j > best_j or (j == best_j and c > best_c)) then
+      best, best_record, best_j, best_c = short, record, j, c
+    elseif via_lead and opens(sig, other) then
+      by_lead, lead_record, lead_j, lead_c = short, record, j, c
+    end
+  end
+  if lead then consider(find('ingest:dedup:', lead), true) end
+  for _, b in ipairs(bands) do
+    for _, gen in ipairs(gens) do
+      consider(redis.call('HGET', 'ingest:lsh:' .. gen .. ':' .. b[1], b[2]), false)
+    end
+  end
+  if best then return joined(best, best_record, 'near', best_j, best_c) end
+  if by_lead then return joined(by_lead, lead_record, 'lead', lead_j, lead_c) end
+end
+
+-- A first sighting (or this article again): claim every entry, keep the record.
+for _, e in ipairs(exact) do put('ingest:dedup:', e, short_id, false) end
+if original then put('ingest:dedup:', original, short_id, true) end
+if lead then put('ingest:dedup:', lead, short_id, true) end
+for _, b in ipairs(bands) do put('ingest:lsh:', b, short_id, true) end
+redis.call('SET', record_key(short_id), full_id .. sig, 'EX', ttl)
+expire_new()
+return {hex(full_id), '', '', '', ''}
+""".replace("{{MAX_RATIO}}", str(CONTAINMENT_MAX_RATIO)).replace(
+    "{{LEAD_PARAGRAPHS}}", str(LEAD_PARAGRAPHS)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NearOptions:
+    """How near is a duplicate, and what a longer duplicate is (measured on
+    bench/dedup_eval.py; see the README's "Deduplication" section)."""
+
+    enabled: bool = True
+    min_words: int = 30  # shorter texts: exact layers only (LEAD_WORDS: the lead key)
+    min_jaccard: float = 0.5
+    min_containment: float = 0.7
+    # A duplicate this many times longer than its story (in shingles) is an update of the
+    # story; 0: duplicates are never updates.
+    update_ratio: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class DedupKey:
+    """An exact key: its layer and the value it is made of (a guid, a URL's alias form,
+    a content hash, a text's lead)."""
+
     layer: Layer
-    key: str
+    value: str
+
+    def digest(self) -> bytes:
+        return hashlib.blake2b(f"{self.layer}:{self.value}".encode(), digest_size=12).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """What dedup decided for one article. ``owner_id`` is the story's first-seen
+    article (the article itself for a first sighting)."""
+
     article_id: str
     owner_id: str
-    matched: DedupKey | None
+    layer: Layer | None = None  # the layer that matched
+    matched: str | None = None  # what matched: the guid, URL, content hash, lead…
+    jaccard: float | None = None  # estimated Jaccard with the story (1 for exact layers)
+    containment: float | None = None  # of the shorter text in the longer (0: not estimated)
+    update: bool = False  # a longer version of the story (see NearOptions.update_ratio)
 
     @property
     def is_duplicate(self) -> bool:
         return self.owner_id != self.article_id
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+def guid_scope(guid: str, feed_url: str | None) -> str:
+    """A guid that is a URL, URN or tag URI names the entry everywhere; any other ("1234",
+    "post-17") only within its feed, so it is scoped by the feed's URL."""
+    guid = guid.strip()
+    if guid.lower().startswith(("http://", "https://", "urn:", "tag:")):
+        return guid
+    return f"{feed_url or ''} {guid}"
 
 
 def exact_keys(article: Article) -> list[DedupKey]:
     keys: list[DedupKey] = []
     if article.guid:
-        keys.append(DedupKey("guid", f"{KEY_PREFIX}guid:{_digest(article.guid)}"))
-    if article.canonical_url:
-        keys.append(DedupKey("url", f"{KEY_PREFIX}url:{_digest(article.canonical_url)}"))
-    keys.append(DedupKey("text", f"{KEY_PREFIX}text:{article.content_hash}"))
+        keys.append(DedupKey("guid", guid_scope(article.guid, article.feed_url)))
+    if article.canonical_url:  # canonical already (pipelines.process): no re-normalizing
+        keys.append(DedupKey("url", alias_form(article.canonical_url)))
+    keys.append(DedupKey("text", article.content_hash))
     return keys
 
 
-def claim_exact(client: redis.Redis, articles: Sequence[Article], *, ttl: int) -> list[Verdict]:
-    """Check and claim the exact keys of ``articles`` (one round trip for the batch)."""
+def near_fingerprint(article: Article, options: NearOptions) -> Fingerprint | None:
+    """The article's fingerprint, when the near layer applies to it: the layer is on and
+    the text has at least ``min_words`` words (in match form, as the lead counts them)."""
+    if not options.enabled or not article.fingerprint:
+        return None
+    fp = Fingerprint.unpack(bytes.fromhex(article.fingerprint))
+    if fp.shingles + SHINGLE_WORDS - 1 < options.min_words:
+        return None
+    return fp
+
+
+def generations(ttl: int, now: float) -> tuple[tuple[str, str], int]:
+    """The generations to look in (newest first; writes go to the first) and when the
+    newest one's hashes expire. A generation spans the horizon and is looked in during
+    the next one too: an entry written at the very end of one is still found a whole
+    horizon later."""
+    span = max(1, ttl)
+    current = int(now // span)
+    return (str(current), str(current - 1)), (current + 2) * span
+
+
+class _Expiries:
+    """Which hashes of the newest generation have been given their expiry through one
+    connection pool: each gets EXPIREAT once (in the script that first writes to it
+    through that pool), not on every write — that saves a Redis call per entry. Kept per
+    pool: a new client (a restarted worker, a test) gives them again, which also covers
+    hashes someone deleted meanwhile."""
+
+    def __init__(self) -> None:
+        self.generation = ""
+        self.done: set[bytes] = set()
+
+    def needed(self, generation: str, keys: Sequence[bytes]) -> list[bytes]:
+        if generation != self.generation:
+            self.generation, self.done = generation, set()
+        return [key for key in dict.fromkeys(keys) if key not in self.done]
+
+    def mark(self, keys: Sequence[bytes]) -> None:
+        self.done.update(keys)
+
+
+_expiries: weakref.WeakKeyDictionary[object, _Expiries] = weakref.WeakKeyDictionary()
+
+
+def _lead_words(text: str) -> str:
+    return " ".join(text.split(maxsplit=LEAD_WORDS)[:LEAD_WORDS])
+
+
+def _entry(key: DedupKey) -> bytes:
+    """Bucket (2 bytes) and field (8 bytes) of an exact entry: from its digest."""
+    return key.digest()[:10]
+
+
+def _band_entries(fp: Fingerprint) -> bytes:
+    """Bucket (2 bytes) and field (4 bytes) of each band key (its index, then ROWS
+    uniform bytes): the last two values pick the bucket, the index and the other values
+    are the field."""
+    return b"".join(band[-2:] + band[:-2] for band in fp.bands())
+
+
+_LAYER_CODES = {"guid": b"g", "url": b"u", "text": b"t"}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def claim(
+    client: redis.Redis,
+    articles: Sequence[Article],
+    *,
+    ttl: int,
+    near: NearOptions,
+    now: float | None = None,
+) -> list[Verdict]:
+    """Check and claim every layer for each article (one script call each, pipelined
+    over the batch): a verdict per article, in order. Two copies in one batch are
+    decided in order too — the second is the first's duplicate."""
     if not articles:
         return []
-    script = client.register_script(_CLAIM)
+    script = client.register_script(_DEDUP)
+    gens, expire_at = generations(ttl, time.time() if now is None else now)
     pipe = client.pipeline(transaction=False)
-    keysets = [exact_keys(article) for article in articles]
-    for article, keys in zip(articles, keysets, strict=True):
-        script(keys=[k.key for k in keys], args=[article.id, ttl], client=pipe)
+    matched_values: list[dict[str, str]] = []
+    expiring: list[bytes] = []
+    expiries = _expiries.setdefault(client.connection_pool, _Expiries())
+    for article in articles:
+        keys = exact_keys(article)
+        fp = near_fingerprint(article, near)
+        original = url_key(article.original_url)
+        original_key = DedupKey("url", original) if original else None
+        lead_key = DedupKey("lead", fp.lead.hex()) if fp else None
+        values = {key.layer: key.value for key in keys}
+        if original_key is not None:
+            values["original_url"] = original_key.value
+        if lead_key is not None:
+            values["lead"] = ""  # filled in below, for the few that match by lead
+        matched_values.append(values)
+
+        exact = b"".join(_LAYER_CODES[key.layer] + _entry(key) for key in keys)
+        original_entry = _entry(original_key) if original_key else b""
+        lead_entry = _entry(lead_key) if lead_key else b""
+        bands = _band_entries(fp) if fp else b""
+        written = [b"d" + exact[i + 1 : i + 3] for i in range(0, len(exact), 11)]
+        written += [b"d" + entry[:2] for entry in (original_entry, lead_entry) if entry]
+        written += [b"l" + bands[i : i + 2] for i in range(0, len(bands), 6)]
+        fresh = expiries.needed(gens[0], written)
+        expiring += fresh
+        full = bytes.fromhex(article.id)
+        args: list[str | bytes | int | float] = [
+            full,
+            full[:SHORT_ID_BYTES],
+            ttl,
+            exact,
+            original_entry,
+            lead_entry,
+            fp.packed() if fp else b"",
+            *gens,
+            expire_at,
+            near.min_jaccard,
+            near.min_containment,
+            near.update_ratio,
+            bands,
+            b"".join(fresh),
+        ]
+        script(keys=[], args=args, client=pipe)
+    replies = pipe.execute()
+    expiries.mark(expiring)
     verdicts = []
-    for article, keys, (owner, matched) in zip(articles, keysets, pipe.execute(), strict=True):
-        owner_id = owner.decode() if isinstance(owner, bytes) else str(owner)
-        matched_key = matched.decode() if isinstance(matched, bytes) else None
-        hit = next((k for k in keys if k.key == matched_key), None)
-        verdicts.append(Verdict(article.id, owner_id, hit))
+    for article, values, reply in zip(articles, matched_values, replies, strict=True):
+        owner, layer, jaccard, containment, update = (_text(v) for v in reply)
+        if not layer:
+            verdicts.append(Verdict(article.id, article.id))
+            continue
+        verdicts.append(
+            Verdict(
+                article.id,
+                owner,
+                layer,  # type: ignore[arg-type]
+                _lead_words(article.text) if layer == "lead" else values.get(layer),
+                float(jaccard),
+                float(containment),
+                update == "1",
+            )
+        )
     return verdicts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import tzinfo
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ import redis
 import structlog
 
 from pipelines.article import Article
-from pipelines.dedup import Verdict, claim_exact
+from pipelines.dedup import NearOptions, Verdict, claim
 from pipelines.documents import DocumentError, RawDocument
 from pipelines.process import process_document
 from pipelines.publish import Append, Appended, append_once, article_fields, record_fields
@@ -39,6 +39,7 @@ class IngestOptions:
     duplicates_stream: str
     dead_stream: str
     force: bool = False  # skip dedup and publish again (a new entry per delivery)
+    near: NearOptions = field(default_factory=NearOptions)  # near layer, story updates
     max_share: float = 0.5  # the rules' valve (rule_max_share)
     # Fetches an article page for a teaser entry: (final URL, HTML), or None when the
     # page cannot be had. None: teasers are published as the feed has them.
@@ -57,7 +58,9 @@ class Outcome:
     title: str | None = None
     entry_id: str | None = None
     duplicate_of: str | None = None
+    update_of: str | None = None
     layer: str | None = None
+    similarity: float | None = None
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +152,10 @@ def ingest_documents(
     articles = [item for _, _, item in processed if isinstance(item, Article)]
     verdicts: dict[str, Verdict] = {}
     if not options.force:
-        verdicts = {v.article_id: v for v in claim_exact(client, articles, ttl=options.dedup_ttl)}
+        verdicts = {
+            v.article_id: v
+            for v in claim(client, articles, ttl=options.dedup_ttl, near=options.near)
+        }
 
     appends: list[Append] = []
     for (doc_id, source_ref, item), message in zip(processed, messages, strict=True):
@@ -157,26 +163,22 @@ def ingest_documents(
             appends.append(
                 _dead_letter(options.dead_stream, doc_id, source_ref, item, message, delivery_id)
             )
-        elif (verdict := verdicts.get(item.id)) is not None and verdict.is_duplicate:
-            record = {
-                "id": item.id,
-                "duplicate_of": verdict.owner_id,
-                "layer": verdict.matched.layer if verdict.matched else None,
-                "evidence": {
-                    "key": verdict.matched.key if verdict.matched else None,
-                    "title": item.title,
-                    "url": item.url,
-                    "canonical_url": item.canonical_url,
-                    "content_hash": item.content_hash,
-                    "source_ref": item.source_ref,
-                },
-            }
-            key = f"dup:{item.id}"
+            continue
+        verdict = verdicts.get(item.id)
+        if verdict is not None:
+            item = _in_story(item, verdict)
+        if verdict is not None and verdict.is_duplicate and not verdict.update:
+            record = _duplicate_record(item, verdict)
             appends.append(
-                Append(options.duplicates_stream, key, record_fields("duplicate", record))
+                Append(
+                    options.duplicates_stream, f"dup:{item.id}", record_fields("duplicate", record)
+                )
             )
         else:
             key = f"{item.id}:{delivery_id}" if options.force else item.id
+            if verdict is not None and verdict.update:
+                # One entry per version: the same article may later come again longer.
+                key = f"{item.id}:update:{item.content_hash}"
             appends.append(Append(options.articles_stream, key, article_fields(item)))
 
     results = append_once(client, appends, ttl=options.dedup_ttl, delivery_id=delivery_id)
@@ -192,6 +194,42 @@ def ingest_documents(
             for (doc_id, source_ref, item), appended in zip(processed, results, strict=True)
         ]
     )
+
+
+def _in_story(article: Article, verdict: Verdict) -> Article:
+    """The article with what dedup learnt: its story, whether it is an update of it."""
+    return article.model_copy(
+        update={
+            "story_id": verdict.owner_id,
+            "update_of": verdict.owner_id if verdict.update else None,
+        }
+    )
+
+
+def _duplicate_record(article: Article, verdict: Verdict) -> dict[str, Any]:
+    """What ``ingest:duplicates`` says of a repost: which story it joins, the layer that
+    matched, how similar it is, and the evidence to check that by."""
+    return {
+        "id": article.id,
+        "duplicate_of": verdict.owner_id,
+        "story_id": verdict.owner_id,
+        "layer": verdict.layer,
+        "similarity": verdict.jaccard,
+        "containment": verdict.containment,
+        "evidence": {
+            "matched": verdict.matched,
+            "title": article.title,
+            "url": article.url,
+            "canonical_url": article.canonical_url,
+            "original_url": article.original_url,
+            "feed_url": article.feed_url,
+            "guid": article.guid,
+            "word_count": article.word_count,
+            "content_hash": article.content_hash,
+            "fingerprint": article.fingerprint,
+            "source_ref": article.source_ref,
+        },
+    }
 
 
 def fail_documents(
@@ -266,15 +304,15 @@ def _outcome(
             doc_id, source_ref, "failed", entry_id=entry_id, reason=f"{item.stage}: {item.reason}"
         )
     common = {"article_id": item.id, "title": item.title, "entry_id": entry_id}
-    if verdict is not None and verdict.is_duplicate:
-        layer = verdict.matched.layer if verdict.matched else None
+    if verdict is not None and verdict.is_duplicate and not verdict.update:
         return Outcome(
             doc_id,
             source_ref,
             "duplicate",
             duplicate_of=verdict.owner_id,
-            layer=layer,
-            reason=f"same {layer} as article {verdict.owner_id}",
+            layer=verdict.layer,
+            similarity=verdict.jaccard,
+            reason=_match_reason(verdict),
             **common,
         )
     if not appended.by_this_delivery:  # a retry of this delivery still reports its work
@@ -287,4 +325,26 @@ def _outcome(
             reason=f"already published as entry {entry_id}",
             **common,
         )
+    if verdict is not None and verdict.update:
+        return Outcome(
+            doc_id,
+            source_ref,
+            "published",
+            update_of=verdict.owner_id,
+            layer=verdict.layer,
+            similarity=verdict.jaccard,
+            reason=f"a longer version of story {verdict.owner_id}: {_match_reason(verdict)}",
+            **common,
+        )
     return Outcome(doc_id, source_ref, "published", **common)
+
+
+def _match_reason(verdict: Verdict) -> str:
+    if verdict.layer == "near":
+        return (
+            f"near-duplicate of article {verdict.owner_id} (Jaccard {verdict.jaccard:.2f}, "
+            f"containment {verdict.containment:.2f})"
+        )
+    if verdict.layer == "original_url":
+        return f"names article {verdict.owner_id} as its source"
+    return f"same {verdict.layer} as article {verdict.owner_id}"

@@ -251,13 +251,39 @@ def _print_entry(entry_id: str, data: dict[str, Any], as_json: bool) -> None:
             f"{data.get('word_count')} words",
             f"id {data.get('id')}",
         ]
+        if data.get("update_of"):
+            facts.append(f"update of story {data['update_of']}")
+        elif data.get("story_id") not in (None, data.get("id")):
+            facts.append(f"story {data['story_id']}")
         out.print(f"[dim]{entry_id}[/] [bold]{data['title']}[/]")
         out.print("  " + " · ".join(str(f) for f in facts if f), style="cyan")
         if data.get("removed"):
             out.print("  removed: " + ", ".join(data["removed"]), style="dim")
         out.print("  " + data["text"][:280].replace("\n\n", " ¶ ") + "…\n")
+    elif "duplicate_of" in data:
+        _print_duplicate(entry_id, data)
     else:
         out.print(f"[dim]{entry_id}[/] " + json.dumps(data, ensure_ascii=False)[:1000])
+
+
+def _print_duplicate(entry_id: str, record: dict[str, Any]) -> None:
+    """A duplicate, with the evidence a person checks it by (--json has all of it)."""
+    evidence = record.get("evidence") or {}
+    layer = record.get("layer")
+    how = str(layer)
+    if layer in ("near", "lead"):
+        how += (
+            f" (Jaccard {record.get('similarity') or 0:.2f}, "
+            f"containment {record.get('containment') or 0:.2f})"
+        )
+    out.print(
+        f"[dim]{entry_id}[/] [bold]{evidence.get('title')}[/] is a duplicate of "
+        f"[bold]{record.get('duplicate_of')}[/] by {how}"
+    )
+    facts = [evidence.get("url"), f"{evidence.get('word_count')} words", f"id {record.get('id')}"]
+    out.print("  " + " · ".join(str(f) for f in facts if f), style="cyan")
+    if evidence.get("matched"):
+        out.print(f"  matched: {evidence['matched']}\n", style="dim")
 
 
 @cli.command()

@@ -105,6 +105,9 @@ class EmbeddedRedis:
             # AOF is the durable record; no RDB snapshots on a timer.
             'save ""',
             "stop-writes-on-bgsave-error yes",
+            # Dedup keeps its index in bucketed hashes (pipelines/dedup.py): up to 512
+            # entries a hash stays a compact ziplist (a dozen bytes an entry).
+            "hash-max-ziplist-entries 512",
         ]
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return config

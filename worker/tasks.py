@@ -14,6 +14,7 @@ from config.settings import get_settings
 from pipelines.ingest import IngestOptions, fail_documents, ingest_documents
 from pipelines.rules import rules_from_dir
 from worker.app import app
+from worker.options import near_options
 from worker.resources import fetch_page, redis_client
 from worker.runs import record_outcomes
 
@@ -40,6 +41,7 @@ def ingest_options(force: bool) -> IngestOptions:
         dead_stream=settings.dead_stream,
         force=force,
         max_share=settings.rule_max_share,
+        near=near_options(settings),
         fetch_page=fetch_page,
         # Under the soft time limit, with room for one last page and the appends.
         page_budget=max(10.0, settings.task_soft_time_limit - settings.fetch_total_timeout - 30),

@@ -106,6 +106,50 @@ def test_a_repost_with_the_same_text_is_a_duplicate_with_evidence(
     assert duplicate["id"] != original["id"]
 
 
+def test_an_edited_repost_is_one_story_and_tail_shows_the_evidence(
+    env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The seed republished with an editor's note and without its last paragraphs: not
+    the same text, the same story. `ingest tail --stream duplicates` says why; a forced
+    replay publishes it all the same."""
+    seed_text = SEED.read_text(encoding="utf-8")
+    title, _, body = seed_text.partition("\n")
+    paragraphs = [p for p in body.split("\n\n") if p.strip()][1:12]
+    note = (
+        "Editor's note: this report is republished from our partners with permission "
+        "and has been shortened for length; the full version is on their site."
+    )
+    page = tmp_path / "edited.html"
+    page.write_text(
+        f"<html><head><title>{title}</title>"
+        '<link rel="canonical" href="https://partner.example/iran/commander?utm_source=x">'
+        "</head><body><article><p>"
+        + note
+        + "</p>"
+        + "".join(f"<p>{p}</p>" for p in paragraphs)
+        + "</article></body></html>",
+        encoding="utf-8",
+    )
+    assert replay(env, str(SEED)).returncode == 0
+    assert replay(env, str(page)).returncode == 0
+    (original,) = stream_articles(redis_client)
+    (record,) = stream_records(redis_client, "ingest:duplicates")
+    assert record["duplicate_of"] == record["story_id"] == original["id"]
+    assert record["layer"] == "near" and record["similarity"] >= 0.5
+    assert record["evidence"]["canonical_url"] == "https://partner.example/iran/commander"
+
+    raw = run_cli("tail", "--stream", "duplicates", "--json", env=env)
+    assert raw.returncode == 0, raw.stderr
+    assert json.loads(raw.stdout.splitlines()[-1]) == record
+    human = run_cli("tail", "--stream", "duplicates", env=env)
+    assert f"is a duplicate of {original['id']} by near (Jaccard" in " ".join(human.stdout.split())
+
+    forced = replay(env, str(page), "--force")
+    assert forced.returncode == 0, forced.stderr
+    articles = stream_articles(redis_client)
+    assert len(articles) == 2 and articles[1]["story_id"] == articles[1]["id"]
+
+
 def test_bad_documents_fail_visibly_and_the_rest_go_through(
     env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
 ) -> None:
