@@ -46,6 +46,7 @@ again (a retried task, a replay); publishing is idempotent per article id and re
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -55,32 +56,44 @@ from typing import Literal
 import redis
 
 from pipelines.article import Article
-from pipelines.neardup import CONTAINMENT_MAX_RATIO, LEAD_PARAGRAPHS, SHINGLE_WORDS, Fingerprint
+from pipelines.neardup import (
+    CONTAINMENT_MAX_RATIO,
+    LEAD_ONLY_MAX_SHINGLES,
+    LEAD_PARAGRAPHS,
+    LEAD_WORDS,
+    SHINGLE_WORDS,
+    Fingerprint,
+)
 from pipelines.urls import alias_form, url_key
 
-LEAD_WORDS = 30  # as in pipelines.neardup: the words a lead hash is made of
 EXACT_PREFIX = "ingest:dedup:"  # (the script spells the prefixes out)
 LSH_PREFIX = "ingest:lsh:"
 SIG_PREFIX = "ingest:sig:"
 SHORT_ID_BYTES = 8
 
 Layer = Literal["guid", "url", "text", "original_url", "near", "lead"]
+# Exact-key families: the first three are an article's own keys, "source" a URL a repost
+# names as its source, "lead" the hash of a text's first words.
+Family = Literal["guid", "url", "text", "source", "lead"]
 
 # ARGV (binary blobs, so that a call is a dozen arguments, not a hundred):
 #  1 full id (16 bytes)   2 short id (8 bytes)   3 ttl
 #  4 exact entries: 11 bytes each — layer code (g guid, u url, t text), bucket (2 bytes),
 #    field (8 bytes)
-#  5 original-url entry (10 bytes: bucket, field; '' for none)   6 lead entry (same)
+#  5 the original URL's entries (20 bytes: as a url, then as a named source — each a
+#    bucket, field; '' for none)   6 lead entry (10 bytes; '' for none)
 #  7 packed fingerprint ('' for none)   8, 9 newest and previous generation
 #  10 when the newest generation's hashes expire (unix time)
 #  11 min Jaccard   12 min containment   13 update ratio (0: never)
 #  14 bands: 6 bytes each — bucket (2 bytes), field (4 bytes)
 #  15 hashes of the newest generation this worker has not given their expiry yet:
 #     3 bytes each — family (d exact, l bands), bucket (2 bytes)
+#  16 the article's own URL as a named source (10 bytes; '' for none)
 # Returns {owner full id (hex), layer, jaccard, containment, update ('1' or '')}; layer ''
 # for a first sighting (the owner is the article itself).
 _DEDUP = """
 local MAX_RATIO, LEAD_PARAGRAPHS = {{MAX_RATIO}}, {{LEAD_PARAGRAPHS}}
+local LEAD_ONLY_MAX = {{LEAD_ONLY_MAX}}
 local LAYERS = {g = 'guid', u = 'url', t = 'text'}
 local full_id, short_id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local sig = ARGV[7]
@@ -105,7 +118,9 @@ local function entries(blob, size, field_at, field_size)
   return out
 end
 local exact = entries(ARGV[4], 11, 4, 8)
-local original = entries(ARGV[5], 10, 3, 8)[1]
+local originals = entries(ARGV[5], 10, 3, 8)
+local original_url, original_source = originals[1], originals[2]
+local own_source = entries(ARGV[16], 10, 3, 8)[1]
 local lead = entries(ARGV[6], 10, 3, 8)[1]
 local bands = entries(ARGV[14], 6, 3, 4)
 
@@ -159,29 +174,57 @@ local function other_story(prefix, entry)
   return nil
 end
 
--- Point this article's entries at the story it joins, where they are free, and keep the
--- story for another horizon; then the verdict. A text update_ratio times longer than
--- the story's is an update of the story: its signature becomes the story's, so only a
--- still longer text is another update.
-local function joined(owner, record, layer, j, c)
-  for _, e in ipairs(exact) do put('ingest:dedup:', e, owner, true) end
-  if original then put('ingest:dedup:', original, owner, true) end
+-- Claim this article's entries for a story (its own or the one it joins): exact keys
+-- taken over when claiming for itself, everything else only where free. The original
+-- URL is claimed as a named source, never as the URL of an article.
+local function claim_entries(owner, for_itself)
+  for _, e in ipairs(exact) do put('ingest:dedup:', e, owner, not for_itself) end
+  if original_source then put('ingest:dedup:', original_source, owner, true) end
   if lead then put('ingest:dedup:', lead, owner, true) end
   for _, b in ipairs(bands) do put('ingest:lsh:', b, owner, true) end
-  local owner_full = string.sub(record, 1, 16)
-  local stored = string.sub(record, 17)
+end
+
+-- A record is the story's full id (16 bytes), the short id of the article whose
+-- fingerprint it holds (8 bytes: the first article, or its latest update), the
+-- fingerprint ('' for a short text).
+local function record_value(full, holder, fingerprint)
+  return full .. holder .. fingerprint
+end
+
+-- Join a story: claim the entries for it, keep the story another horizon, and the
+-- verdict. A text update_ratio times longer than the story's is an update of the story:
+-- its fingerprint then stands for the story, so only a still longer text is another
+-- update; the same update again (a retried task) is still the update.
+local function joined(owner, record, layer, j, c)
+  claim_entries(owner, false)
+  local owner_full, holder = string.sub(record, 1, 16), string.sub(record, 17, 24)
+  local stored = string.sub(record, 25)
   local update = ''
-  if update_ratio > 0 and sig ~= '' then
+  if update_ratio > 0 and holder == short_id then
+    update = '1'
+  elseif update_ratio > 0 and sig ~= '' then
     local stored_count = 0
     if stored ~= '' then stored_count = count(stored) end
     if count(sig) > stored_count and count(sig) >= stored_count * update_ratio then
-      update = '1'
-      stored = sig
+      update, holder, stored = '1', short_id, sig
     end
   end
-  redis.call('SET', record_key(owner), owner_full .. stored, 'EX', ttl)
+  redis.call('SET', record_key(owner), record_value(owner_full, holder, stored), 'EX', ttl)
   expire_new()
   return {hex(owner_full), layer, tostring(j), tostring(c), update}
+end
+
+-- A story's first article seen again (a retried task, a replay, a refetch): still its
+-- own story. Renew its entries and record; keep the stored fingerprint (an update's may
+-- stand there) unless there is none.
+local own = redis.call('GET', record_key(short_id))
+if own then
+  claim_entries(short_id, true)
+  local holder, stored = string.sub(own, 17, 24), string.sub(own, 25)
+  if stored == '' and sig ~= '' then holder, stored = short_id, sig end
+  redis.call('SET', record_key(short_id), record_value(full_id, holder, stored), 'EX', ttl)
+  expire_new()
+  return {hex(full_id), '', '', '', ''}
 end
 
 for _, e in ipairs(exact) do
@@ -189,9 +232,13 @@ for _, e in ipairs(exact) do
   if owner then return joined(owner, record, e[3], 1, 1) end
 end
 
-if original then
-  local owner, record = other_story('ingest:dedup:', original)
-  if owner then return joined(owner, record, 'original_url', 1, 1) end
+-- The source a repost names: a known article at that URL, or a story whose repost named
+-- the same source; and this article as the source an earlier repost named.
+for _, e in pairs({original_url or false, original_source or false, own_source or false}) do
+  if e then
+    local owner, record = other_story('ingest:dedup:', e)
+    if owner then return joined(owner, record, 'original_url', 1, 1) end
+  end
 end
 
 -- Estimated Jaccard and containment from two packed signatures (8-bit MinHash values,
@@ -214,12 +261,16 @@ local function similarity(a, b)
 end
 
 -- Whether the shorter text opens the longer: its paragraphs but the last (a feed may cut
--- it short) are the longer's first paragraphs. (Layout: pipelines/neardup.py — the
--- paragraph count is byte 141, the paragraphs' 4-byte hashes follow.)
+-- it short) are the longer's first paragraphs; a text of one paragraph must be the first
+-- paragraph, or short enough that the shared lead is most of it. (Layout:
+-- pipelines/neardup.py — the paragraph count is byte 141, the 4-byte hashes follow.)
 local function opens(a, b)
   if count(a) > count(b) then a, b = b, a end
   local whole = string.byte(a, 141) - 1
   if whole > LEAD_PARAGRAPHS then return false end
+  if whole == 0 then
+    return count(a) <= LEAD_ONLY_MAX or string.sub(a, 142, 145) == string.sub(b, 142, 145)
+  end
   return string.sub(a, 142, 141 + 4 * whole) == string.sub(b, 142, 141 + 4 * whole)
 end
 
@@ -231,8 +282,8 @@ if sig ~= '' then
     if not short or short == short_id or seen[short] then return end
     seen[short] = true
     local record = redis.call('GET', record_key(short))
-    if not record or #record <= 16 then return end
-    local other = string.sub(record, 17)
+    if not record or #record <= 24 then return end
+    local other = string.sub(record, 25)
     local j, c = similarity(sig, other)
     if (j >= min_j or c >= min_c) and (j > best_j or (j == best_j and c > best_c)) then
       best, best_record, best_j, best_c = short, record, j, c
@@ -240,7 +291,11 @@ if sig ~= '' then
       by_lead, lead_record, lead_j, lead_c = short, record, j, c
     end
   end
-  if lead then consider(find('ingest:dedup:', lead), true) end
+  if lead then
+    for _, gen in ipairs(gens) do
+      consider(redis.call('HGET', 'ingest:dedup:' .. gen .. ':' .. lead[1], lead[2]), true)
+    end
+  end
   for _, b in ipairs(bands) do
     for _, gen in ipairs(gens) do
       consider(redis.call('HGET', 'ingest:lsh:' .. gen .. ':' .. b[1], b[2]), false)
@@ -250,17 +305,18 @@ if sig ~= '' then
   if by_lead then return joined(by_lead, lead_record, 'lead', lead_j, lead_c) end
 end
 
--- A first sighting (or this article again): claim every entry, keep the record.
-for _, e in ipairs(exact) do put('ingest:dedup:', e, short_id, false) end
-if original then put('ingest:dedup:', original, short_id, true) end
-if lead then put('ingest:dedup:', lead, short_id, true) end
-for _, b in ipairs(bands) do put('ingest:lsh:', b, short_id, true) end
-redis.call('SET', record_key(short_id), full_id .. sig, 'EX', ttl)
+-- A first sighting: claim every entry, keep the record.
+claim_entries(short_id, true)
+redis.call('SET', record_key(short_id), record_value(full_id, short_id, sig), 'EX', ttl)
 expire_new()
 return {hex(full_id), '', '', '', ''}
-""".replace("{{MAX_RATIO}}", str(CONTAINMENT_MAX_RATIO)).replace(
-    "{{LEAD_PARAGRAPHS}}", str(LEAD_PARAGRAPHS)
-)
+"""
+for _name, _value in {
+    "MAX_RATIO": CONTAINMENT_MAX_RATIO,
+    "LEAD_PARAGRAPHS": LEAD_PARAGRAPHS,
+    "LEAD_ONLY_MAX": LEAD_ONLY_MAX_SHINGLES,
+}.items():
+    _DEDUP = _DEDUP.replace("{{" + _name + "}}", str(_value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +338,7 @@ class DedupKey:
     """An exact key: its layer and the value it is made of (a guid, a URL's alias form,
     a content hash, a text's lead)."""
 
-    layer: Layer
+    layer: Family
     value: str
 
     def digest(self) -> bytes:
@@ -349,24 +405,32 @@ def generations(ttl: int, now: float) -> tuple[tuple[str, str], int]:
 
 class _Expiries:
     """Which hashes of the newest generation have been given their expiry through one
-    connection pool: each gets EXPIREAT once (in the script that first writes to it
-    through that pool), not on every write — that saves a Redis call per entry. Kept per
-    pool: a new client (a restarted worker, a test) gives them again, which also covers
-    hashes someone deleted meanwhile."""
+    connection pool: each gets EXPIREAT in the script that first writes to it, not on
+    every write — that saves a Redis call per entry. Forgotten every few minutes, so a
+    hash deleted or evicted meanwhile and written again gets its expiry back."""
+
+    FORGET_AFTER = 300.0
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.generation = ""
+        self.since = 0.0
         self.done: set[bytes] = set()
 
     def needed(self, generation: str, keys: Sequence[bytes]) -> list[bytes]:
-        if generation != self.generation:
-            self.generation, self.done = generation, set()
-        return [key for key in dict.fromkeys(keys) if key not in self.done]
+        with self.lock:
+            now = time.monotonic()
+            if generation != self.generation or now - self.since > self.FORGET_AFTER:
+                self.generation, self.since, self.done = generation, now, set()
+            return [key for key in dict.fromkeys(keys) if key not in self.done]
 
-    def mark(self, keys: Sequence[bytes]) -> None:
-        self.done.update(keys)
+    def mark(self, generation: str, keys: Sequence[bytes]) -> None:
+        with self.lock:
+            if generation == self.generation:  # not a generation that ended meanwhile
+                self.done.update(keys)
 
 
+_expiries_lock = threading.Lock()
 _expiries: weakref.WeakKeyDictionary[object, _Expiries] = weakref.WeakKeyDictionary()
 
 
@@ -411,26 +475,29 @@ def claim(
     pipe = client.pipeline(transaction=False)
     matched_values: list[dict[str, str]] = []
     expiring: list[bytes] = []
-    expiries = _expiries.setdefault(client.connection_pool, _Expiries())
+    with _expiries_lock:
+        expiries = _expiries.setdefault(client.connection_pool, _Expiries())
     for article in articles:
         keys = exact_keys(article)
         fp = near_fingerprint(article, near)
         original = url_key(article.original_url)
-        original_key = DedupKey("url", original) if original else None
+        own = alias_form(article.canonical_url) if article.canonical_url else None
         lead_key = DedupKey("lead", fp.lead.hex()) if fp else None
         values = {key.layer: key.value for key in keys}
-        if original_key is not None:
-            values["original_url"] = original_key.value
-        if lead_key is not None:
-            values["lead"] = ""  # filled in below, for the few that match by lead
+        if original or own:
+            values["original_url"] = original or own or ""
         matched_values.append(values)
 
         exact = b"".join(_LAYER_CODES[key.layer] + _entry(key) for key in keys)
-        original_entry = _entry(original_key) if original_key else b""
+        # The original URL is looked up as an article's URL and as a source another
+        # repost named; it is claimed as a named source only.
+        source_entry = _entry(DedupKey("source", original)) if original else b""
+        originals = _entry(DedupKey("url", original)) + source_entry if original else b""
+        own_source = _entry(DedupKey("source", own)) if own else b""
         lead_entry = _entry(lead_key) if lead_key else b""
         bands = _band_entries(fp) if fp else b""
         written = [b"d" + exact[i + 1 : i + 3] for i in range(0, len(exact), 11)]
-        written += [b"d" + entry[:2] for entry in (original_entry, lead_entry) if entry]
+        written += [b"d" + entry[:2] for entry in (source_entry, lead_entry) if entry]
         written += [b"l" + bands[i : i + 2] for i in range(0, len(bands), 6)]
         fresh = expiries.needed(gens[0], written)
         expiring += fresh
@@ -440,7 +507,7 @@ def claim(
             full[:SHORT_ID_BYTES],
             ttl,
             exact,
-            original_entry,
+            originals,
             lead_entry,
             fp.packed() if fp else b"",
             *gens,
@@ -450,10 +517,11 @@ def claim(
             near.update_ratio,
             bands,
             b"".join(fresh),
+            own_source,
         ]
         script(keys=[], args=args, client=pipe)
     replies = pipe.execute()
-    expiries.mark(expiring)
+    expiries.mark(gens[0], expiring)
     verdicts = []
     for article, values, reply in zip(articles, matched_values, replies, strict=True):
         owner, layer, jaccard, containment, update = (_text(v) for v in reply)

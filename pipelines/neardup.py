@@ -45,6 +45,9 @@ ROWS = 5
 SHINGLE_WORDS = 5
 LEAD_WORDS = 30
 LEAD_PARAGRAPHS = 8  # paragraph hashes kept: teasers are the first few paragraphs
+# A one-paragraph text opens a longer one only if it is its first paragraph, or about 45
+# words at most: the shared lead (30 words) is then most of it.
+LEAD_ONLY_MAX_SHINGLES = 45 - SHINGLE_WORDS + 1
 SEED = 20200203  # fixed: fingerprints must compare across processes and restarts
 # Containment is estimated only for texts within this factor in size: its error grows with
 # the ratio (±0.13 at 4×, ±0.35 at 20× with 128 values) — beyond it, paragraphs decide.
@@ -136,10 +139,14 @@ def similarity(a: Fingerprint, b: Fingerprint) -> tuple[float, float]:
 
 def opens(a: Fingerprint, b: Fingerprint) -> bool:
     """Whether the shorter text opens the longer: its paragraphs, bar the last (a feed
-    may cut it short), are the longer text's first paragraphs, in order."""
+    may cut it short), are the longer text's first paragraphs, in order; a text of one
+    paragraph must be the first paragraph, or short enough that a shared lead is most of
+    it."""
     if a.shingles > b.shingles:
         a, b = b, a
     whole = a.paragraph_count - 1
     if whole > LEAD_PARAGRAPHS:
         return False
+    if whole == 0:
+        return a.shingles <= LEAD_ONLY_MAX_SHINGLES or a.paragraphs[:4] == b.paragraphs[:4]
     return a.paragraphs[: 4 * whole] == b.paragraphs[: 4 * whole]

@@ -1,10 +1,11 @@
 """URLs as identities: a canonical form for an article's address, and the alias form
 its dedup key is made of.
 
-* :func:`canonical_url` — absolute http(s) only; normalized by courlan (lower-cased host,
-  default ports, sorted query, fragment dropped, utm_*, fbclid, gclid and most trackers
-  removed) and stripped of the tracking parameters in ``config/tracking_params.yaml``.
-  Content parameters (id, page, p…) stay.
+* :func:`canonical_url` — absolute http(s) only; host, port and path normalized by
+  courlan (lower-cased host, default ports dropped), fragment dropped, query pairs sorted
+  and kept as written, except trackers: courlan's (utm_*, fbclid, gclid and most known
+  ones) and those in ``config/tracking_params.yaml``. Content parameters (id, page, p…)
+  stay.
 * :func:`url_key` (:func:`alias_form` of the canonical form) — that form with the
   scheme, a leading ``www.`` / ``m.`` / ``amp.`` and a trailing slash dropped: the http
   and https, desktop and mobile addresses of one article are one key.
@@ -15,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import yaml
 from courlan import normalize_url
+from courlan.clean import TRACKERS_RE  # utm_*, fbclid, gclid and kin
 
 TRACKING_PARAMS_FILE = Path(__file__).resolve().parents[1] / "config" / "tracking_params.yaml"
 _ALIAS_PREFIXES = ("www.", "m.", "mobile.", "amp.")
@@ -26,12 +28,17 @@ _ALIAS_PREFIXES = ("www.", "m.", "mobile.", "amp.")
 
 def absolute_url(url: str | None) -> str | None:
     """``url`` if it is an absolute http(s) URL, with the scheme and host lower-cased and
-    the fragment dropped; None otherwise. A relative canonical link on a page with no
-    known address names nothing: two pages must not share "/story" as an identity."""
+    the fragment dropped; None otherwise (a malformed URL too: a captured link must not
+    sink its batch). A relative canonical link on a page with no known address names
+    nothing: two pages must not share "/story" as an identity."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return None
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:  # "http://[bad/x", a port that is not a number…
         return None
     netloc = parts.netloc.rsplit("@", 1)[-1].lower()
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
@@ -49,25 +56,32 @@ def tracking_params(path: Path = TRACKING_PARAMS_FILE) -> frozenset[str]:
     return frozenset(names)
 
 
+def _is_tracker(raw_key: str, denied: frozenset[str]) -> bool:
+    key = unquote_plus(raw_key).lower()
+    return key in denied or TRACKERS_RE.search(key) is not None
+
+
 def canonical_url(url: str | None, deny: Iterable[str] | None = None) -> str | None:
-    """The article's canonical address (see the module docstring), or None."""
+    """The article's canonical address (see the module docstring), or None.
+
+    courlan normalizes the scheme, host, port and path; the query is filtered here, pair
+    by pair as written: courlan would drop keys without a value ("story.php?12345") and
+    rewrite undecodable escapes, which can make two articles one address."""
     base = absolute_url(url)
     if base is None:
         return None
+    parts = urlsplit(base)
     try:
-        normalized = normalize_url(base)
+        normalized = urlsplit(normalize_url(urlunsplit(parts._replace(query=""))))
     except ValueError:
-        normalized = base
+        normalized = parts
     denied = tracking_params() if deny is None else frozenset(p.lower() for p in deny)
-    parts = urlsplit(normalized)
-    if parts.query:
-        kept = [
-            (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() not in denied
-        ]
-        parts = parts._replace(query=urlencode(kept))
-    return urlunsplit(parts._replace(fragment=""))
+    kept = sorted(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not _is_tracker(pair.partition("=")[0], denied)
+    )
+    return urlunsplit(normalized._replace(query="&".join(kept), fragment=""))
 
 
 def url_key(url: str | None) -> str | None:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -255,11 +256,11 @@ def _print_entry(entry_id: str, data: dict[str, Any], as_json: bool) -> None:
             facts.append(f"update of story {data['update_of']}")
         elif data.get("story_id") not in (None, data.get("id")):
             facts.append(f"story {data['story_id']}")
-        out.print(f"[dim]{entry_id}[/] [bold]{data['title']}[/]")
+        out.print(f"[dim]{entry_id}[/] [bold]{escape(data['title'])}[/]")
         out.print("  " + " · ".join(str(f) for f in facts if f), style="cyan")
         if data.get("removed"):
             out.print("  removed: " + ", ".join(data["removed"]), style="dim")
-        out.print("  " + data["text"][:280].replace("\n\n", " ¶ ") + "…\n")
+        out.print(escape("  " + data["text"][:280].replace("\n\n", " ¶ ")) + "…\n")
     elif "duplicate_of" in data:
         _print_duplicate(entry_id, data)
     else:
@@ -276,14 +277,15 @@ def _print_duplicate(entry_id: str, record: dict[str, Any]) -> None:
             f" (Jaccard {record.get('similarity') or 0:.2f}, "
             f"containment {record.get('containment') or 0:.2f})"
         )
+    title = escape(str(evidence.get("title")))
     out.print(
-        f"[dim]{entry_id}[/] [bold]{evidence.get('title')}[/] is a duplicate of "
+        f"[dim]{entry_id}[/] [bold]{title}[/] is a duplicate of "
         f"[bold]{record.get('duplicate_of')}[/] by {how}"
     )
     facts = [evidence.get("url"), f"{evidence.get('word_count')} words", f"id {record.get('id')}"]
-    out.print("  " + " · ".join(str(f) for f in facts if f), style="cyan")
+    out.print(escape("  " + " · ".join(str(f) for f in facts if f)), style="cyan")
     if evidence.get("matched"):
-        out.print(f"  matched: {evidence['matched']}\n", style="dim")
+        out.print(escape(f"  matched: {evidence['matched']}") + "\n", style="dim")
 
 
 @cli.command()

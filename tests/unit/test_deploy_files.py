@@ -20,7 +20,12 @@ def test_compose_has_redis_with_aof_and_the_three_parts() -> None:
     command = SERVICES["redis"]["command"]
     assert command[0] == "redis-server"
     flags = dict(zip(command[1::2], command[2::2], strict=True))
-    assert flags == {"--appendonly": "yes", "--appendfsync": "everysec"}
+    assert flags == {
+        "--appendonly": "yes",
+        "--appendfsync": "everysec",
+        # The dedup index needs its hashes compact (pipelines/dedup.py).
+        "--hash-max-listpack-entries": "512",
+    }
     assert any(v.endswith(":/data") for v in SERVICES["redis"]["volumes"])
     assert "healthcheck" in SERVICES["redis"]
 

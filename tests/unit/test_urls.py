@@ -47,6 +47,25 @@ def test_only_absolute_http_urls_are_identities(url: str | None) -> None:
     assert url_key(url) is None
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # keys without a value, and undecodable escapes, are content too
+        ("https://example.com/story.php?12345", "https://example.com/story.php?12346"),
+        ("https://example.com/s?q=%E9", "https://example.com/s?q=%E8"),
+        ("https://example.com/s?id=", "https://example.com/s"),
+        ("https://example.com:8080/a", "https://example.com/a"),
+    ],
+)
+def test_addresses_that_differ_in_content_stay_apart(one: str, other: str) -> None:
+    assert canonical_url(one) != canonical_url(other)
+
+
+@pytest.mark.parametrize("url", ["http://[bad/x", "https://example.com:notaport/a", "http://"])
+def test_a_malformed_url_is_no_identity_rather_than_an_error(url: str) -> None:
+    assert canonical_url(url) is None and url_key(url) is None
+
+
 def test_scheme_www_mobile_and_trailing_slash_variants_are_one_key() -> None:
     variants = [
         "http://example.com/news/story",
