@@ -214,11 +214,17 @@ def main() -> None:
     parser.add_argument(
         "--rate-docs", type=int, default=10_000, help="documents timed for the docs/s figures"
     )
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        default=NearOptions().index_buckets,
+        help="index hashes per family (INGEST_DEDUP_INDEX_BUCKETS)",
+    )
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     # Stopped with SIGTERM too, the scratch Redis is stopped by the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    near = NearOptions()
+    near = NearOptions(index_buckets=args.buckets)
 
     with tempfile.TemporaryDirectory(prefix="bench-dedup-scale-") as scratch:
         server = EmbeddedRedis(Path(scratch) / "redis", appendonly=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULTS_FILE = Path(__file__).with_name("settings.yaml")
 CONFIG_FILE_ENV = "INGEST_CONFIG_FILE"
@@ -115,6 +115,11 @@ class Settings(BaseModel):
         "INGEST_NEAR_MIN_CONTAINMENT",
         "Share of the shorter text inside the longer from which a candidate is the same "
         "story (a teaser and its full text)",
+    )
+    dedup_index_buckets: int = _env(
+        "INGEST_DEDUP_INDEX_BUCKETS",
+        "Hashes per generation in each dedup index family, a power of two: about one per "
+        "ten articles a horizon (65536 suits up to ~650k)",
     )
     story_updates: bool = _env(
         "INGEST_STORY_UPDATES",
@@ -219,6 +224,13 @@ class Settings(BaseModel):
         "LOG_FORMAT", "auto: console on a terminal, JSON lines otherwise"
     )
     log_level: str = _env("LOG_LEVEL", "Lowest level logged")
+
+    @field_validator("dedup_index_buckets")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if not 1 <= value <= 1 << 24 or value & (value - 1):
+            raise ValueError("must be a power of two, at most 16777216")
+        return value
 
     @property
     def boilerplate_dir(self) -> Path:

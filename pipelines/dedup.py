@@ -30,10 +30,11 @@ Storage, sized for about 0.7 KB per article (``bench/dedup_scale.py``):
   entry points here by the article's short id (the first 8 bytes of its id), so this
   key's expiry ends the story for every layer at once.
 * ``ingest:dedup:<gen>:<bucket>`` and ``ingest:lsh:<gen>:<bucket>`` — hashes of exact
-  keys and LSH bands, field → short id, in 65,536 buckets a family. Bucketed so that each
-  stays a compact ziplist/listpack (a dozen bytes per entry instead of a key's hundred):
-  up to 512 entries a hash (``hash-max-ziplist-entries``, which the embedded Redis sets;
-  set it on your own Redis too), about 1.3M articles a horizon. In generations
+  keys and LSH bands, field → short id, in ``index_buckets`` buckets a family (65,536 by
+  default). Bucketed so that each stays a compact ziplist/listpack (a dozen bytes per
+  entry instead of a key's hundred) up to 512 entries (``hash-max-ziplist-entries``,
+  which the embedded Redis sets; set it on your own Redis too), yet small enough to
+  search quickly: about one bucket per ten articles a horizon. In generations
   as long as the horizon: writes go to the newest, the two newest are looked in, and a
   generation's hashes expire as a whole when it stops being looked in — every entry is
   kept at least ``ttl`` (and at most twice that).
@@ -78,17 +79,17 @@ Family = Literal["guid", "url", "text", "source", "lead"]
 
 # ARGV (binary blobs, so that a call is a dozen arguments, not a hundred):
 #  1 full id (16 bytes)   2 short id (8 bytes)   3 ttl
-#  4 exact entries: 11 bytes each — layer code (g guid, u url, t text), bucket (2 bytes),
+#  4 exact entries: 12 bytes each — layer code (g guid, u url, t text), bucket (3 bytes),
 #    field (8 bytes)
-#  5 the original URL's entries (20 bytes: as a url, then as a named source — each a
-#    bucket, field; '' for none)   6 lead entry (10 bytes; '' for none)
+#  5 the original URL's entries (22 bytes: as a url, then as a named source — each a
+#    bucket, field; '' for none)   6 lead entry (11 bytes; '' for none)
 #  7 packed fingerprint ('' for none)   8, 9 newest and previous generation
 #  10 when the newest generation's hashes expire (unix time)
 #  11 min Jaccard   12 min containment   13 update ratio (0: never)
-#  14 bands: 6 bytes each — bucket (2 bytes), field (4 bytes)
+#  14 bands: 7 bytes each — bucket (3 bytes), field (4 bytes)
 #  15 hashes of the newest generation this worker has not given their expiry yet:
-#     3 bytes each — family (d exact, l bands), bucket (2 bytes)
-#  16 the article's own URL as a named source (10 bytes; '' for none)
+#     4 bytes each — family (d exact, l bands), bucket (3 bytes)
+#  16 the article's own URL as a named source (11 bytes; '' for none)
 # Returns {owner full id (hex), layer, jaccard, containment, update ('1' or '')}; layer ''
 # for a first sighting (the owner is the article itself).
 _DEDUP = """
@@ -103,31 +104,31 @@ local min_j, min_c = tonumber(ARGV[11]), tonumber(ARGV[12])
 local update_ratio = tonumber(ARGV[13])
 
 local function bucket(blob, at)
-  local b1, b2 = string.byte(blob, at, at + 1)
-  return tostring(b1 * 256 + b2)
+  local b1, b2, b3 = string.byte(blob, at, at + 2)
+  return tostring((b1 * 256 + b2) * 256 + b3)
 end
 local function entries(blob, size, field_at, field_size)
   local out = {}
   for at = 1, #blob, size do
     out[#out + 1] = {
-      bucket(blob, at + field_at - 3),
+      bucket(blob, at + field_at - 4),
       string.sub(blob, at + field_at - 1, at + field_at + field_size - 2),
       LAYERS[string.sub(blob, at, at)],
     }
   end
   return out
 end
-local exact = entries(ARGV[4], 11, 4, 8)
-local originals = entries(ARGV[5], 10, 3, 8)
+local exact = entries(ARGV[4], 12, 5, 8)
+local originals = entries(ARGV[5], 11, 4, 8)
 local original_url, original_source = originals[1], originals[2]
-local own_source = entries(ARGV[16], 10, 3, 8)[1]
-local lead = entries(ARGV[6], 10, 3, 8)[1]
-local bands = entries(ARGV[14], 6, 3, 4)
+local own_source = entries(ARGV[16], 11, 4, 8)[1]
+local lead = entries(ARGV[6], 11, 4, 8)[1]
+local bands = entries(ARGV[14], 7, 4, 4)
 
 local FAMILY = {d = 'ingest:dedup:', l = 'ingest:lsh:'}
 local function expire_new()
   local blob = ARGV[15]
-  for at = 1, #blob, 3 do
+  for at = 1, #blob, 4 do
     local key = FAMILY[string.sub(blob, at, at)] .. gens[1] .. ':' .. bucket(blob, at + 1)
     redis.call('EXPIREAT', key, expire_at)
   end
@@ -331,6 +332,15 @@ class NearOptions:
     # A duplicate this many times longer than its story (in shingles) is an update of the
     # story; 0: duplicates are never updates.
     update_ratio: float = 0.0
+    # Hashes per generation in each of the two index families (a power of two, at most
+    # 2^24): about one per ten articles a horizon keeps each hash small — compact, and
+    # quick to search (see the README).
+    index_buckets: int = 65536
+
+    def __post_init__(self) -> None:
+        n = self.index_buckets
+        if not 1 <= n <= 1 << 24 or n & (n - 1):
+            raise ValueError(f"index_buckets must be a power of two up to 2^24, not {n}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,16 +448,22 @@ def _lead_words(text: str) -> str:
     return " ".join(text.split(maxsplit=LEAD_WORDS)[:LEAD_WORDS])
 
 
-def _entry(key: DedupKey) -> bytes:
-    """Bucket (2 bytes) and field (8 bytes) of an exact entry: from its digest."""
-    return key.digest()[:10]
+def _bucket(value: bytes, buckets: int) -> bytes:
+    return (int.from_bytes(value, "big") & (buckets - 1)).to_bytes(3, "big")
 
 
-def _band_entries(fp: Fingerprint) -> bytes:
-    """Bucket (2 bytes) and field (4 bytes) of each band key (its index, then ROWS
-    uniform bytes): the last two values pick the bucket, the index and the other values
-    are the field."""
-    return b"".join(band[-2:] + band[:-2] for band in fp.bands())
+def _entry(key: DedupKey, buckets: int) -> bytes:
+    """Bucket (3 bytes) and field (8 bytes) of an exact entry: from its digest."""
+    digest = key.digest()
+    return _bucket(digest[:3], buckets) + digest[3:11]
+
+
+def _band_entries(fp: Fingerprint, buckets: int) -> bytes:
+    """Bucket (3 bytes) and field (4 bytes) of each band key (its index, then ROWS
+    uniform bytes): the last three values pick the bucket, the index and the first three
+    values are the field (with up to 2^16 buckets the field and the bucket together hold
+    the whole band; beyond, a few bits are in both)."""
+    return b"".join(_bucket(band[3:], buckets) + band[:4] for band in fp.bands())
 
 
 _LAYER_CODES = {"guid": b"g", "url": b"u", "text": b"t"}
@@ -472,6 +488,7 @@ def claim(
         return []
     script = client.register_script(_DEDUP)
     gens, expire_at = generations(ttl, time.time() if now is None else now)
+    buckets = near.index_buckets
     pipe = client.pipeline(transaction=False)
     matched_values: list[dict[str, str]] = []
     expiring: list[bytes] = []
@@ -488,17 +505,17 @@ def claim(
             values["original_url"] = original or own or ""
         matched_values.append(values)
 
-        exact = b"".join(_LAYER_CODES[key.layer] + _entry(key) for key in keys)
+        exact = b"".join(_LAYER_CODES[key.layer] + _entry(key, buckets) for key in keys)
         # The original URL is looked up as an article's URL and as a source another
         # repost named; it is claimed as a named source only.
-        source_entry = _entry(DedupKey("source", original)) if original else b""
-        originals = _entry(DedupKey("url", original)) + source_entry if original else b""
-        own_source = _entry(DedupKey("source", own)) if own else b""
-        lead_entry = _entry(lead_key) if lead_key else b""
-        bands = _band_entries(fp) if fp else b""
-        written = [b"d" + exact[i + 1 : i + 3] for i in range(0, len(exact), 11)]
-        written += [b"d" + entry[:2] for entry in (source_entry, lead_entry) if entry]
-        written += [b"l" + bands[i : i + 2] for i in range(0, len(bands), 6)]
+        source_entry = _entry(DedupKey("source", original), buckets) if original else b""
+        originals = _entry(DedupKey("url", original), buckets) + source_entry if original else b""
+        own_source = _entry(DedupKey("source", own), buckets) if own else b""
+        lead_entry = _entry(lead_key, buckets) if lead_key else b""
+        bands = _band_entries(fp, buckets) if fp else b""
+        written = [b"d" + exact[i + 1 : i + 4] for i in range(0, len(exact), 12)]
+        written += [b"d" + entry[:3] for entry in (source_entry, lead_entry) if entry]
+        written += [b"l" + bands[i : i + 3] for i in range(0, len(bands), 7)]
         fresh = expiries.needed(gens[0], written)
         expiring += fresh
         full = bytes.fromhex(article.id)

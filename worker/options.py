@@ -15,4 +15,5 @@ def near_options(config: Settings) -> NearOptions:
         min_jaccard=config.near_min_jaccard,
         min_containment=config.near_min_containment,
         update_ratio=config.story_update_ratio if config.story_updates else 0.0,
+        index_buckets=config.dedup_index_buckets,
     )

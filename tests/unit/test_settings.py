@@ -43,6 +43,8 @@ def test_a_bad_value_names_its_variable() -> None:
         load_settings({"INGEST_DEDUP_TTL": "two weeks"})
     with pytest.raises(SettingsError, match="LOG_FORMAT"):
         load_settings({"LOG_FORMAT": "xml"})
+    with pytest.raises(SettingsError, match="INGEST_DEDUP_INDEX_BUCKETS"):
+        load_settings({"INGEST_DEDUP_INDEX_BUCKETS": "100000"})
 
 
 def test_readme_documents_every_setting_with_its_default() -> None:
