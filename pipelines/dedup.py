@@ -67,9 +67,6 @@ from pipelines.neardup import (
 )
 from pipelines.urls import alias_form, url_key
 
-EXACT_PREFIX = "ingest:dedup:"  # (the script spells the prefixes out)
-LSH_PREFIX = "ingest:lsh:"
-SIG_PREFIX = "ingest:sig:"
 SHORT_ID_BYTES = 8
 
 Layer = Literal["guid", "url", "text", "original_url", "near", "lead"]

@@ -165,7 +165,7 @@ def ingest_documents(
             )
             continue
         verdict = verdicts.get(item.id)
-        if verdict is not None:
+        if verdict is not None and verdict.is_duplicate:  # a first sighting is its own story
             item = _in_story(item, verdict)
         if verdict is not None and verdict.is_duplicate and not verdict.update:
             record = _duplicate_record(item, verdict)
