@@ -17,11 +17,21 @@ import redis
 from pipelines.article import Article
 
 MARKER_PREFIX = "ingest:published:"
+SEQ_FIELD = "seq"
 
-# KEYS: stream, marker. ARGV: marker ttl, delivery id, then field, value, field, value…
-# The marker holds "<entry id> <delivery id>". Returns {1, new entry id, 1}, or
-# {0, the earlier entry id, 1 if that delivery made it}. Seeing the item again keeps its
-# marker for another full horizon, as the dedup claim does for its keys.
+
+def seq_key(stream: str) -> str:
+    """The counter of appends to ``stream`` (the ``seq`` of its newest entry)."""
+    return f"{stream}:seq"
+
+
+# KEYS: stream, marker, the stream's sequence counter. ARGV: marker ttl, delivery id, then
+# field, value, field, value… The marker holds "<entry id> <delivery id>". Returns
+# {1, new entry id, 1}, or {0, the earlier entry id, 1 if that delivery made it}. Seeing
+# the item again keeps its marker for another full horizon, as the dedup claim does for
+# its keys. Each entry gets a ``seq`` field, the stream's running count of appends: the
+# difference of two entries' seq is how many lie between them, which Redis 6.2 cannot
+# say cheaply (pipelines/streams.py uses it for a group's lag).
 _APPEND_ONCE = """
 local previous = redis.call('GET', KEYS[2])
 if previous then
@@ -31,7 +41,8 @@ if previous then
   local same = string.sub(previous, space + 1) == ARGV[2] and 1 or 0
   return {0, entry, same}
 end
-local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+local seq = redis.call('INCR', KEYS[3])
+local entry = redis.call('XADD', KEYS[1], '*', 'seq', seq, unpack(ARGV, 3))
 redis.call('SET', KEYS[2], entry .. ' ' .. ARGV[2], 'EX', ARGV[1])
 return {1, entry, 1}
 """
@@ -65,7 +76,8 @@ def append_once(
         args: list[str | int] = [ttl, delivery_id]
         for name, value in item.fields.items():
             args += [name, value]
-        script(keys=[item.stream, MARKER_PREFIX + item.idempotency_key], args=args, client=pipe)
+        keys = [item.stream, MARKER_PREFIX + item.idempotency_key, seq_key(item.stream)]
+        script(keys=keys, args=args, client=pipe)
     return [
         Appended(entry.decode() if isinstance(entry, bytes) else entry, created == 1, same == 1)
         for created, entry, same in pipe.execute()
