@@ -74,6 +74,20 @@ class Settings(BaseModel):
     task_retry_backoff_max: int = _env(
         "INGEST_TASK_RETRY_BACKOFF_MAX", "Upper bound of the exponential retry delay, seconds"
     )
+    unacked_restore_interval: int = _env(
+        "INGEST_UNACKED_RESTORE_INTERVAL",
+        "Seconds between kombu's sweeps that requeue tasks of dead workers (once the "
+        "visibility timeout has passed)",
+    )
+    unacked_restore_throttle: int = _env(
+        "INGEST_UNACKED_RESTORE_THROTTLE",
+        "Only every Nth sweep scans Redis: a lost task is found within interval × throttle",
+    )
+    task_max_deliveries: int = _env(
+        "INGEST_TASK_MAX_DELIVERIES",
+        "Deliveries of a document task whose worker died (crash, OOM kill, hard time limit) "
+        "before its documents are retried one by one, and a lone document dead-lettered",
+    )
     replay_batch_size: int = _env(
         "INGEST_REPLAY_BATCH_SIZE", "Documents per Celery task when replaying"
     )
@@ -136,6 +150,23 @@ class Settings(BaseModel):
         "INGEST_DUPLICATES_STREAM", "Stream of duplicates with their evidence"
     )
     dead_stream: str = _env("INGEST_DEAD_STREAM", "Stream of dead letters (failed documents)")
+    stream_max_len: int = _env(
+        "INGEST_STREAM_MAX_LEN",
+        "Entries a stream keeps; older ones are trimmed, but never one a consumer group has "
+        "not read and acknowledged",
+    )
+    stream_trim_interval: int = _env(
+        "INGEST_STREAM_TRIM_INTERVAL", "Seconds between retention passes over the streams"
+    )
+    backlog_high_water: int = _env(
+        "INGEST_BACKLOG_HIGH_WATER",
+        "A consumer group's unread plus unacknowledged entries on the articles stream above "
+        "which ingestion pauses (tasks wait, polls are deferred); 0: never",
+    )
+    backpressure_delay: int = _env(
+        "INGEST_BACKPRESSURE_DELAY",
+        "Seconds a document task waits before it tries again while the backlog is high",
+    )
 
     # Feeds: scheduling
     feeds_file: Path | None = _env(

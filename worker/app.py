@@ -31,6 +31,8 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": settings.unacked_restore_interval,
+            "unacked_restore_throttle": settings.unacked_restore_throttle,
         },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -68,13 +70,18 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
                 # A tick nobody ran in time is stale; the next one will come.
                 "options": {"expires": max(1.0, settings.tick_interval)},
             },
+            "stream-retention": {
+                "task": "scheduler.retention",
+                "schedule": settings.stream_trim_interval,
+                "options": {"expires": max(1.0, settings.stream_trim_interval)},
+            },
         },
     }
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("feed_ingest", include=["worker.tasks", "worker.polling"])
+    app = Celery("feed_ingest", include=["worker.tasks", "worker.polling", "worker.maintenance"])
     app.conf.update(celery_config(settings, require_redis_url(settings)))
     return app
 

@@ -29,6 +29,7 @@ from pipelines.feedstore import (
 from pipelines.poll import PollOptions, PollResult, crashed, finish_poll, poll_feed
 from pipelines.schedule import Bounds, NextPoll
 from worker.app import INGEST_QUEUE, app
+from worker.backpressure import current_pressure
 from worker.resources import fetcher, host_limits, redis_client
 from worker.tasks import TRANSIENT_ERRORS, ingest_documents_task
 
@@ -71,9 +72,22 @@ def scheduler_tick() -> None:
 
 
 def claim_and_dispatch(now: datetime) -> int:
-    """Claim due feeds (leased, under the in-flight cap) and send them to poll tasks."""
+    """Claim due feeds (leased, under the in-flight cap) and send them to poll tasks;
+    none while a consumer group's backlog is above the high-water mark (the feeds stay
+    due and are polled once it drains). The deferral is recorded in ``ingest:scheduler``
+    for ``ingest status``."""
+    client = redis_client()
+    pressure = current_pressure(client, settings)
+    if pressure is not None:
+        client.hset(
+            SCHEDULER_KEY,
+            mapping={"deferred_at": now.isoformat(), "deferred_reason": pressure.describe()},
+        )
+        log.warning("scheduler.deferred", reason=pressure.describe())
+        return 0
+    client.hdel(SCHEDULER_KEY, "deferred_at", "deferred_reason")
     claims = claim_due(
-        redis_client(),
+        client,
         now,
         lease=settings.poll_lease,
         max_in_flight=settings.poll_max_in_flight,

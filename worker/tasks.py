@@ -14,11 +14,13 @@ from config.settings import get_settings
 from pipelines.ingest import IngestOptions, fail_documents, ingest_documents
 from pipelines.rules import rules_from_dir
 from worker.app import app
+from worker.backpressure import current_pressure
 from worker.options import near_options
 from worker.resources import fetch_page, redis_client
 from worker.runs import record_outcomes
 
 log = structlog.get_logger("worker.tasks")
+DELIVERIES_PREFIX = "ingest:deliveries:"
 settings = get_settings()
 
 # Errors of the connection, not of the document: retry the task (its appends are
@@ -98,18 +100,70 @@ def ingest_documents_task(
     self: Any, messages: list[dict[str, Any]], run_id: str | None = None, force: bool = False
 ) -> dict[str, int]:
     """Clean, dedup and publish a batch of documents (dicts from
-    ``RawDocument.to_message``). Returns the count of each outcome."""
+    ``RawDocument.to_message``). Returns the count of each outcome.
+
+    Before the work, two guards. Backpressure: while a consumer group's backlog is above
+    the high-water mark the batch is sent again for later. Poison: a delivery counter
+    per task tells how often a worker died holding it (a crash, an OOM kill); a batch
+    that killed one is split into one task per document, and a lone document that kept
+    killing workers is dead-lettered instead of being redelivered for ever."""
     structlog.contextvars.bind_contextvars(run_id=run_id)
     client = redis_client()
-    outcomes = ingest_documents(
-        client, messages, ingest_options(force), delivery_id=self.request.id
-    )
+    kwargs = {"run_id": run_id, "force": force}
+    pressure = current_pressure(client, settings)
+    if pressure is not None:
+        log.warning(
+            "ingest.deferred",
+            reason=pressure.describe(),
+            documents=len(messages),
+            retry_in=settings.backpressure_delay,
+        )
+        self.apply_async(args=[messages], kwargs=kwargs, countdown=settings.backpressure_delay)
+        return {"deferred": len(messages)}
+    lost = _workers_lost(client, self.request.id, self.request.retries)
+    if lost and len(messages) > 1:
+        log.warning("ingest.split", workers_lost=lost, documents=len(messages))
+        for message in messages:
+            self.apply_async(args=[[message]], kwargs=kwargs)
+        return {"split": len(messages)}
+    if lost >= settings.task_max_deliveries - 1:
+        outcomes = fail_documents(
+            client,
+            messages,
+            stage="worker",
+            reason=(
+                f"the worker died {lost} times while processing this document "
+                "(a crash, an OOM kill or the hard time limit)"
+            ),
+            dead_stream=settings.dead_stream,
+            ttl=settings.dedup_ttl,
+            delivery_id=self.request.id,
+        )
+    else:
+        outcomes = ingest_documents(
+            client, messages, ingest_options(force), delivery_id=self.request.id
+        )
     if run_id:
         record_outcomes(client, run_id, outcomes, ttl=settings.run_report_ttl)
     counts = {"published": 0, "duplicate": 0, "failed": 0}
     for outcome in outcomes:
         counts[outcome.status] += 1
     return counts
+
+
+def _workers_lost(client: redis.Redis, task_id: str, retries: int) -> int:
+    """How many earlier deliveries of this task ended with its worker gone: deliveries
+    so far, less this one, less the retries the task asked for itself."""
+    key = DELIVERIES_PREFIX + task_id
+    pipe = client.pipeline()
+    pipe.incr(key)
+    # Outlives the redeliveries it counts: each waits for the visibility timeout.
+    pipe.expire(key, settings.visibility_timeout * (settings.task_max_deliveries + 2))
+    deliveries = int(pipe.execute()[0])
+    lost = max(0, deliveries - 1 - retries)
+    if lost:
+        log.warning("task.redelivered", workers_lost=lost, deliveries=deliveries)
+    return lost
 
 
 @app.task(name="ingest.noop")

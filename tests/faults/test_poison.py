@@ -1,0 +1,128 @@
+"""A poison document: one that kills the worker process handling it (as a segfault in
+a parser or an OOM kill would). Its batch is redelivered, split into one task per
+document, the others are published, and the poison one ends in the dead letters after
+``INGEST_TASK_MAX_DELIVERIES`` deliveries instead of killing workers for ever.
+
+The worker is real; what makes the document deadly is a ``sitecustomize`` module on the
+worker's PYTHONPATH that wraps ``process_document`` to SIGKILL its own process when
+the text carries a marker — the product's code has no hook for it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import WorkerProcess, clean_env, run_cli, start_worker, wait_for
+from worker.embedded_redis import EmbeddedRedis
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+DB = 2
+MARKER = "POISONPILL"
+
+SITECUSTOMIZE = f"""
+import importlib.abc, importlib.util, os, signal, sys
+
+class _Poison(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "pipelines.process":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            real = module.process_document
+
+            def process_document(doc, *args, **kwargs):
+                if "{MARKER}" in doc.content:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return real(doc, *args, **kwargs)
+
+            module.process_document = process_document
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _Poison())
+"""
+
+
+@pytest.fixture
+def db(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=DB)
+    client.flushdb()  # a database of the server this session started
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def env(redis_server: EmbeddedRedis, tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return clean_env(
+        REDIS_URL=f"redis://127.0.0.1:{redis_server.port}/{DB}",
+        INGEST_DATA_DIR=str(tmp_path / "var"),
+        INGEST_TASK_MAX_DELIVERIES="3",
+        PYTHONPATH=str(tmp_path / "hook"),
+    )
+
+
+@pytest.fixture
+def worker(env: dict[str, str], tmp_path: Path, db: redis.Redis) -> Iterator[WorkerProcess]:
+    process = start_worker(env, tmp_path / "worker.log", name="poison", concurrency=1)
+    yield process
+    process.stop()
+
+
+def write_documents(folder: Path) -> list[Path]:
+    rng = random.Random(11)
+    words = [
+        "ferry",
+        "bakery",
+        "orchard",
+        "quarry",
+        "lantern",
+        "harvest",
+        "granite",
+        "compass",
+        "meadow",
+    ]
+    folder.mkdir()
+    paths = []
+    for i in range(6):
+        poison = f" {MARKER}" if i == 3 else ""
+        body = " ".join(rng.choice(words) for _ in range(80)).capitalize()
+        path = folder / f"doc{i}.txt"
+        path.write_text(f"Dispatch {i} from the ferry\n\n{body}{poison}.\n")
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.timeout(150)
+def test_a_document_that_kills_its_worker_is_dead_lettered_and_the_rest_published(
+    db: redis.Redis, env: dict[str, str], worker: WorkerProcess, tmp_path: Path
+) -> None:
+    paths = write_documents(tmp_path / "docs")
+    sent = run_cli("replay", *map(str, paths), "--batch-size", "6", env=env)
+    assert sent.returncode == 0, sent.stderr
+
+    wait_for(lambda: db.xlen("ingest:dead") == 1, 120, interval=0.5, what="the dead letter")
+    titles = sorted(json.loads(f[b"article"])["title"] for _, f in db.xrange("ingest:articles"))
+    assert titles == [f"Dispatch {i} from the ferry" for i in (0, 1, 2, 4, 5)]
+    ((_, fields),) = db.xrange("ingest:dead")
+    record = json.loads(fields[b"record"])
+    assert record["stage"] == "worker" and "died 2 times" in record["reason"]
+    assert record["source_ref"].endswith("doc3.txt")
+    assert MARKER in record["message"]["content"]  # requeueable: the document is kept
+    log = worker.log_text()
+    assert "ingest.split" in log and "task.redelivered" in log
+    assert worker.process.poll() is None  # the worker itself lives on
