@@ -33,6 +33,8 @@ rules_cli = typer.Typer(help="Boilerplate rule packs.", no_args_is_help=True)
 cli.add_typer(rules_cli, name="rules")
 feeds_cli = typer.Typer(help="Feeds: add, list, remove, poll now.", no_args_is_help=True)
 cli.add_typer(feeds_cli, name="feeds")
+dead_cli = typer.Typer(help="Dead letters: list, requeue.", no_args_is_help=True)
+cli.add_typer(dead_cli, name="dead")
 
 # Wide when piped: tables in logs and scripts should not wrap at 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -325,6 +327,136 @@ def tail(
 
 
 @cli.command()
+def consume(
+    group: Annotated[str, typer.Option(help="Consumer group (created if new)")],
+    sink: Annotated[
+        str,
+        typer.Option(
+            help="jsonl:PATH[?fsync=batch|off], stdout, an entry-point NAME[:ARG], or "
+            "package.module:factory[:ARG]"
+        ),
+    ],
+    stream: Annotated[
+        str, typer.Option(help="articles, duplicates, dead, or a stream's name")
+    ] = "articles",
+    name: Annotated[
+        str | None, typer.Option(help="Consumer name, stable across restarts (default: host-pid)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Entries per read")] = 100,
+    claim_idle: Annotated[
+        float,
+        typer.Option(help="Seconds an entry may stay pending before another consumer takes it"),
+    ] = 60.0,
+    max_deliveries: Annotated[
+        int, typer.Option(help="Deliveries of a failing entry before it is dead-lettered")
+    ] = 5,
+    retry_backoff: Annotated[
+        float, typer.Option(help="Seconds before a failed entry's first retry (doubling)")
+    ] = 1.0,
+    start: Annotated[
+        str, typer.Option(help="Where a new group starts: 'all' retained entries, or 'new'")
+    ] = "all",
+    until_idle: Annotated[
+        float | None, typer.Option(help="Exit after this many seconds with nothing to read")
+    ] = None,
+) -> None:
+    """Consume a stream as a consumer group into a sink: acknowledged after the sink
+    took each batch, crashed consumers' entries taken over, failing entries
+    dead-lettered. SIGTERM or Ctrl-C stops after the batch in hand."""
+    import socket
+
+    from pipelines.downstream import Consumer
+    from pipelines.sinks import SinkError, load_sink
+
+    settings = _settings("consume")
+    stream_name = getattr(settings, STREAMS[stream]) if stream in STREAMS else stream
+    if start not in ("all", "new"):
+        err.print("[red]error:[/] --start is 'all' or 'new'")
+        raise typer.Exit(2)
+    client = _redis(settings)
+    try:
+        target = load_sink(sink)
+    except (SinkError, OSError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    consumer = Consumer(
+        client,
+        stream_name,
+        group,
+        name or f"{socket.gethostname()}-{os.getpid()}",
+        target.write,
+        batch_size=batch_size,
+        claim_idle=claim_idle,
+        max_deliveries=max_deliveries,
+        retry_backoff=retry_backoff,
+        dead_stream=settings.dead_stream,
+        start_at="0" if start == "all" else "$",
+    )
+    try:
+        stats = consumer.run(until_idle=until_idle)
+    finally:
+        target.close()
+    err.print(
+        f"{stats.handled} handled, {stats.failed} failures, {stats.dead} dead-lettered, "
+        f"{stats.claimed} taken over"
+    )
+
+
+@dead_cli.command("list")
+def dead_list(
+    count: Annotated[int, typer.Option(help="The newest N")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """The newest dead letters: when, what, why."""
+    from worker.deadletters import list_dead
+
+    settings = _settings("cli")
+    client = _redis(settings)
+    letters = list_dead(client, settings, count=count)
+    if as_json:
+        for letter in letters:
+            sys.stdout.write(
+                json.dumps({"id": letter.entry_id, **letter.record}, ensure_ascii=False) + "\n"
+            )
+        return
+    total = client.xlen(settings.dead_stream)
+    table = Table(title=f"{settings.dead_stream}: {total} dead letters, newest {len(letters)}")
+    for column in ("id", "when", "kind", "what", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(
+            letter.entry_id,
+            letter.at.strftime("%Y-%m-%d %H:%M:%S"),
+            letter.kind,
+            escape(letter.subject),
+            escape(letter.reason[:300]),
+        )
+    out.print(table)
+
+
+@dead_cli.command("requeue")
+def dead_requeue(
+    ids: Annotated[list[str], typer.Argument(help="Dead letter ids (from `ingest dead list`)")],
+) -> None:
+    """Send dead letters back: a document through the ingest queue, a consumer's entry to
+    its group's requeue stream. Each is removed from the dead letters once sent."""
+    from worker.deadletters import RequeueError, requeue
+
+    settings = _settings("cli")
+    client = _redis(settings)
+    failed = 0
+    for entry_id in ids:
+        try:
+            where = requeue(client, settings, entry_id)
+        except RequeueError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            failed += 1
+            continue
+        out.print(f"{entry_id} requeued to {escape(where)}")
+    raise typer.Exit(1 if failed else 0)
+
+
+@cli.command()
 def clean(
     paths: Annotated[list[Path], typer.Argument(help="Seed files or folders", exists=True)],
     explain: Annotated[bool, typer.Option(help="Show on stderr which rule removed what")] = False,
@@ -597,6 +729,30 @@ def show_settings() -> None:
             value = "***"
         table.add_row(name, env_var(name), str(value), str(base.get(name)))
     out.print(table)
+
+
+@cli.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="The same facts as one JSON object")] = (
+        False
+    ),
+    ping_timeout: Annotated[float, typer.Option(help="Seconds to wait for workers")] = 1.0,
+) -> None:
+    """One screen for an operator: Redis, queues, workers, streams and their consumer
+    groups, dead letters, failing feeds, the last hour, the scheduler."""
+    from worker.status import gather_status, render_status
+
+    settings = _settings("cli")
+    client = _redis(settings)  # no answer: it prints why and exits 2
+    try:
+        report = gather_status(client, settings, ping_timeout=ping_timeout)
+    except redis.RedisError as exc:
+        err.print(f"[red]error:[/] Redis stopped answering: {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        return
+    render_status(report, out)
 
 
 def main() -> None:
