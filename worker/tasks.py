@@ -55,6 +55,21 @@ class DocumentsTask(Task):  # type: ignore[misc]
     pack, the soft time limit), dead-letters each of its documents with the reason,
     instead of letting them vanish with an acknowledged, failed task."""
 
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        # Celery's own retry line is at INFO in a logger kept at WARNING (it also logs
+        # every success); a retry is worth a line of its own.
+        messages = args[0] if args else kwargs.get("messages", [])
+        log.warning(
+            "task.retry",
+            task_id=task_id,
+            retries=self.request.retries,
+            max_retries=self.max_retries,
+            documents=len(messages),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.faults.inject import write_sitecustomize
 from tests.helpers import WorkerProcess, clean_env, run_cli, start_worker, wait_for
 from worker.embedded_redis import EmbeddedRedis
 
@@ -26,32 +27,16 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 DB = 2
 MARKER = "POISONPILL"
 
-SITECUSTOMIZE = f"""
-import importlib.abc, importlib.util, os, signal, sys
+# Kills the worker process that processes a document carrying the marker.
+KILLER = f"""
+import os, signal
 
-class _Poison(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "pipelines.process":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            real = module.process_document
-
-            def process_document(doc, *args, **kwargs):
-                if "{MARKER}" in doc.content:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return real(doc, *args, **kwargs)
-
-            module.process_document = process_document
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-sys.meta_path.insert(0, _Poison())
+def wrap(real):
+    def process_document(doc, *args, **kwargs):
+        if "{MARKER}" in doc.content:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(doc, *args, **kwargs)
+    return process_document
 """
 
 
@@ -66,13 +51,14 @@ def db(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def env(redis_server: EmbeddedRedis, tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "hook").mkdir()
-    (tmp_path / "hook" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    hook = write_sitecustomize(
+        tmp_path / "hook", module="pipelines.process", attr="process_document", wrapper=KILLER
+    )
     return clean_env(
         REDIS_URL=f"redis://127.0.0.1:{redis_server.port}/{DB}",
         INGEST_DATA_DIR=str(tmp_path / "var"),
         INGEST_TASK_MAX_DELIVERIES="3",
-        PYTHONPATH=str(tmp_path / "hook"),
+        PYTHONPATH=str(hook),
     )
 
 
