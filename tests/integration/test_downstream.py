@@ -385,3 +385,35 @@ def test_consumers_in_threads_share_the_work_without_doubles(
         t.join(30)
     assert sorted(sink_ids(sink_path)) == ids
     assert all(c.stats.handled > 0 for c in consumers)
+
+
+def test_requeue_sends_a_document_dead_letter_through_the_ingest_queue_again(
+    redis_client: redis.Redis, service_env: dict[str, str], celery_worker: object
+) -> None:
+    """A document dead-lettered by a failure that has since gone away (here: put there
+    directly) is processed again by the worker when requeued."""
+    from pipelines.documents import load_file
+    from pipelines.ingest import fail_documents
+    from tests.helpers import SEED
+
+    message = load_file(SEED).to_message()
+    fail_documents(
+        redis_client,
+        [message],
+        stage="task",
+        reason="SoftTimeLimitExceeded: a page fetch hung",
+        dead_stream=DEAD,
+        ttl=600,
+        delivery_id="lost-task",
+    )
+    ((dead_id, _),) = redis_client.xrange(DEAD)
+    listed = run_cli("dead", "list", env=service_env)
+    assert "a page fetch hung" in listed.stdout and "document" in listed.stdout
+
+    result = run_cli("dead", "requeue", dead_id.decode(), env=service_env)
+    assert result.returncode == 0, result.stderr
+    assert "the ingest queue" in result.stdout
+    wait_for(lambda: redis_client.xlen(ARTICLES) == 1, 30, what="the requeued document")
+    assert redis_client.xlen(DEAD) == 0
+    assert run_cli("dead", "requeue", "1-1", env=service_env).returncode == 1
+    assert run_cli("dead", "requeue", "not-an-id", env=service_env).returncode == 1
