@@ -96,6 +96,13 @@ class Entry:
 
 Handler = Callable[[Sequence[Entry]], None]
 
+# Redis gone for a while (restarting, loading its AOF, a network blip): wait, retry.
+UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
 # KEYS: dead stream, its seq counter, the source stream. ARGV: group, entry id, 1 to also
 # delete the entry (a requeue stream is read by one group only), then field, value…
 _DEAD_LETTER = """
@@ -192,10 +199,36 @@ class Consumer:
         previous = self._install_signal_handlers()
         self._history = {self.stream: "0", self.requeue: "0"}
         log.info("consumer.started", stream=self.stream, group=self.group, consumer=self.name)
+        outage = 0.0  # seconds to wait before trying Redis again; 0: it answers
         try:
             while not self.stopping:
                 idle = time.monotonic() - self.stats.last_activity
-                if not self.step() and until_idle is not None and idle >= until_idle:
+                try:
+                    active = self.step()
+                except UNAVAILABLE as exc:
+                    # Redis restarting or unreachable: what was not acknowledged stays
+                    # pending there, and is read again (own pending first) once it is back.
+                    outage = min(5.0, outage * 2 or 0.1)
+                    log.warning(
+                        "consumer.redis_unavailable",
+                        group=self.group,
+                        consumer=self.name,
+                        error=str(exc),
+                        retry_in=outage,
+                    )
+                    self._stopping.wait(outage)
+                    self._history = {self.stream: "0", self.requeue: "0"}
+                    continue
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    log.warning("consumer.group_missing", group=self.group, error=str(exc))
+                    self.ensure_group()  # the stream or group was deleted under us
+                    continue
+                if outage:
+                    log.info("consumer.redis_back", group=self.group, consumer=self.name)
+                    outage = 0.0
+                if not active and until_idle is not None and idle >= until_idle:
                     break
         finally:
             self._restore_signal_handlers(previous)

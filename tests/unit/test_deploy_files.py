@@ -16,7 +16,7 @@ SERVICES = COMPOSE["services"]
 
 
 def test_compose_has_redis_with_aof_and_the_three_parts() -> None:
-    assert set(SERVICES) == {"redis", "worker", "beat", "flower"}
+    assert set(SERVICES) == {"redis", "worker", "beat", "flower", "archive"}
     command = SERVICES["redis"]["command"]
     assert command[0] == "redis-server"
     flags = dict(zip(command[1::2], command[2::2], strict=True))
@@ -41,6 +41,18 @@ def test_parts_are_built_from_the_one_dockerfile_and_run_real_commands() -> None
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["ingest"]' in dockerfile
     assert "pip install ." in dockerfile
+
+
+def test_the_archive_consumer_is_opt_in_and_keeps_its_name_and_file() -> None:
+    archive = SERVICES["archive"]
+    assert archive["profiles"] == ["consumers"]  # not started by a plain `up`
+    command = archive["command"]
+    assert command[0] == "consume" and "consume" in get_command(cli).commands  # type: ignore[attr-defined]
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options["--name"] == "archive-1"  # stable: a restart finishes its own pending
+    assert options["--sink"] == "jsonl:/archive/articles.jsonl"
+    assert "archive:/archive" in archive["volumes"] and "archive" in COMPOSE["volumes"]
+    assert archive["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
 
 def test_flower_requires_basic_auth_from_the_environment_and_listens_locally() -> None:
