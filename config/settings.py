@@ -85,7 +85,7 @@ class Settings(BaseModel):
     )
     task_max_deliveries: int = _env(
         "INGEST_TASK_MAX_DELIVERIES",
-        "Deliveries of a document task whose worker died (crash, OOM kill, hard time limit) "
+        "Deliveries of a document task whose worker died (a crash, an OOM kill) "
         "before its documents are retried one by one, and a lone document dead-lettered",
     )
     replay_batch_size: int = _env(

@@ -148,7 +148,7 @@ def ingest_documents_task(
             stage="worker",
             reason=(
                 f"the worker died {lost} times while processing this document "
-                "(a crash, an OOM kill or the hard time limit)"
+                "(a crash or an OOM kill)"
             ),
             dead_stream=settings.dead_stream,
             ttl=settings.dedup_ttl,

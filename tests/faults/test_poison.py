@@ -112,3 +112,51 @@ def test_a_document_that_kills_its_worker_is_dead_lettered_and_the_rest_publishe
     log = worker.log_text()
     assert "ingest.split" in log and "task.redelivered" in log
     assert worker.process.poll() is None  # the worker itself lives on
+
+
+# Hangs where the soft time limit cannot reach (its signal blocked, as in C code).
+HANGER = f"""
+import signal, time
+
+def wrap(real):
+    def process_document(doc, *args, **kwargs):
+        if "{MARKER}" in doc.content:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGUSR1}})
+            time.sleep(600)
+        return real(doc, *args, **kwargs)
+    return process_document
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_batch_stuck_past_the_hard_time_limit_is_dead_lettered_not_lost(
+    db: redis.Redis, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """The hard time limit kills the process; Celery then runs the task's failure
+    handler in the parent, which dead-letters every document of the batch."""
+    hook = write_sitecustomize(
+        tmp_path / "hang", module="pipelines.process", attr="process_document", wrapper=HANGER
+    )
+    env = clean_env(
+        REDIS_URL=f"redis://127.0.0.1:{redis_server.port}/{DB}",
+        INGEST_DATA_DIR=str(tmp_path / "var"),
+        INGEST_TASK_SOFT_TIME_LIMIT="2",
+        INGEST_TASK_TIME_LIMIT="4",
+        PYTHONPATH=str(hook),
+    )
+    worker = start_worker(env, tmp_path / "hang.log", name="hang", concurrency=1)
+    try:
+        paths = write_documents(tmp_path / "docs")
+        sent = run_cli("replay", *map(str, paths[2:5]), "--batch-size", "3", env=env)
+        assert sent.returncode == 0, sent.stderr
+        wait_for(lambda: db.xlen("ingest:dead") == 3, 60, interval=0.5, what="dead letters")
+    finally:
+        worker.stop()
+    records = [json.loads(f[b"record"]) for _, f in db.xrange("ingest:dead")]
+    assert {r["stage"] for r in records} == {"task"}
+    assert all("TimeLimitExceeded" in r["reason"] for r in records)
+    assert sorted(Path(r["source_ref"]).name for r in records) == [
+        "doc2.txt",
+        "doc3.txt",
+        "doc4.txt",
+    ]
