@@ -417,3 +417,24 @@ def test_requeue_sends_a_document_dead_letter_through_the_ingest_queue_again(
     assert redis_client.xlen(DEAD) == 0
     assert run_cli("dead", "requeue", "1-1", env=service_env).returncode == 1
     assert run_cli("dead", "requeue", "not-an-id", env=service_env).returncode == 1
+
+
+def test_the_readme_sink_example_works_as_written(
+    redis_client: redis.Redis, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    blocks = readme.split("```python\n")[1:]
+    (example,) = [b.split("```")[0] for b in blocks if b.startswith("# mysinks.py")]
+    (tmp_path / "mysinks.py").write_text(example)
+    publish(redis_client, 3)
+    env = {**service_env, "PYTHONPATH": str(tmp_path)}
+    result = run_cli(
+        "consume", "--group", "print", "--sink", "mysinks:titles:>>", "--until-idle", "0.5",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [x for x in result.stdout.splitlines() if x.startswith(">>")] == [
+        ">> Title article-00000",
+        ">> Title article-00001",
+        ">> Title article-00002",
+    ]
