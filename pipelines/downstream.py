@@ -202,7 +202,6 @@ class Consumer:
         outage = 0.0  # seconds to wait before trying Redis again; 0: it answers
         try:
             while not self.stopping:
-                idle = time.monotonic() - self.stats.last_activity
                 try:
                     active = self.step()
                 except UNAVAILABLE as exc:
@@ -228,6 +227,7 @@ class Consumer:
                 if outage:
                     log.info("consumer.redis_back", group=self.group, consumer=self.name)
                     outage = 0.0
+                idle = time.monotonic() - self.stats.last_activity
                 if not active and until_idle is not None and idle >= until_idle:
                     break
         finally:

@@ -438,3 +438,20 @@ def test_the_readme_sink_example_works_as_written(
         ">> Title article-00001",
         ">> Title article-00002",
     ]
+
+
+def test_sink_lines_keep_the_article_as_stored_and_refuse_malformed_entries(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = JsonlSink(path)
+    pretty = json.dumps({"id": "p", "text": "two\nlines"}, indent=2)
+    sink.write([Entry(ARTICLES, "1-1", {"article": pretty}, 1)])
+    sink.write([Entry(DEAD, "1-2", {"kind": "dead", "record": '{"reason": "x"}'}, 1)])
+    with pytest.raises(ValueError):
+        sink.write([Entry(ARTICLES, "1-3", {"article": '{"id": "broken'}, 1)])
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines == [
+        {"stream": ARTICLES, "entry_id": "1-1", "article": {"id": "p", "text": "two\nlines"}},
+        {"stream": DEAD, "entry_id": "1-2", "kind": "dead", "record": {"reason": "x"}},
+    ]
