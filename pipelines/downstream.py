@@ -296,6 +296,8 @@ class Consumer:
             self._claim_cursor[stream] = _text(reply[0])
             if reply[1]:
                 raw.append((stream, reply[1]))
+            if self._claim_cursor[stream] != "0-0":
+                self._next_claim = 0.0  # more to scan: go on at the next turn
         entries = self._with_counts(raw)
         if entries:
             self.stats.claimed += len(entries)
@@ -335,8 +337,15 @@ class Consumer:
             if not present:
                 continue
             ids = [_text(i) for i, _ in present]
+            # Ours now (own pending, or just claimed): other consumers' entries in the
+            # same id range would crowd ours out of the reply.
             pending = self.client.xpending_range(
-                stream, self.group, min=ids[0], max=ids[-1], count=len(items) + 1
+                stream,
+                self.group,
+                min=ids[0],
+                max=ids[-1],
+                count=len(items),
+                consumername=self.name,
             )
             counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
             for entry_id, values in present:

@@ -129,9 +129,12 @@ def test_entries_of_a_dead_consumer_are_taken_over(
     redis_client.xreadgroup("g", "crashed", {ARTICLES: ">"}, count=15)
     time.sleep(0.3)
     sink = JsonlSink(tmp_path / "out.jsonl")
-    live = consumer(redis_client, sink.write, name="live", claim_idle=0.2)
+    # Batches of 4: taking over the 15 needs four scans, which follow one another.
+    live = consumer(redis_client, sink.write, name="live", claim_idle=0.2, batch_size=4)
+    started = time.monotonic()
     stats = live.run(until_idle=0.5)
     assert stats.claimed == 15
+    assert time.monotonic() - started < 3
     assert sorted(sink_ids(tmp_path / "out.jsonl")) == ids
     consumers = {c["name"]: c["pending"] for c in redis_client.xinfo_consumers(ARTICLES, "g")}
     assert consumers == {b"crashed": 0, b"live": 0}
