@@ -3,12 +3,15 @@ the stages in ``pipelines/``."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
 import structlog
 from celery import Task
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 from config.settings import get_settings
 from pipelines.ingest import IngestOptions, fail_documents, ingest_documents
@@ -20,7 +23,7 @@ from worker.resources import fetch_page, redis_client
 from worker.runs import record_outcomes
 
 log = structlog.get_logger("worker.tasks")
-DELIVERIES_PREFIX = "ingest:deliveries:"
+RUNNING_PREFIX = "ingest:running:"  # task id -> runs started and not ended
 settings = get_settings()
 
 # Errors of the connection, not of the document: retry the task (its appends are
@@ -30,6 +33,7 @@ TRANSIENT_ERRORS = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.TryAgainError,
+    OperationalError,  # kombu: a task could not be sent (the broker is this Redis)
 )
 
 
@@ -54,6 +58,19 @@ class DocumentsTask(Task):  # type: ignore[misc]
     """A document task that, when it fails for good (retries used up, a broken rule
     pack, the soft time limit), dead-letters each of its documents with the reason,
     instead of letting them vanish with an acknowledged, failed task."""
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        # The broker is the Redis that just failed: when the retry message cannot be
+        # sent, Celery rejects the delivery *without* requeueing it and the batch would
+        # vanish. Requeue it instead; if Redis is still away, the message stays unacked
+        # and the visibility timeout brings it back.
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as exc:
+            if exc.requeue:
+                raise
+            log.warning("task.retry_unsent", reason=str(exc.reason), note="requeued instead")
+            raise Reject(exc.reason, requeue=True) from None
 
     def on_retry(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -135,49 +152,56 @@ def ingest_documents_task(
         )
         self.apply_async(args=[messages], kwargs=kwargs, countdown=settings.backpressure_delay)
         return {"deferred": len(messages)}
-    lost = _workers_lost(client, self.request.id, self.request.retries)
-    if lost and len(messages) > 1:
-        log.warning("ingest.split", workers_lost=lost, documents=len(messages))
-        for message in messages:
-            self.apply_async(args=[[message]], kwargs=kwargs)
-        return {"split": len(messages)}
-    if lost >= settings.task_max_deliveries - 1:
-        outcomes = fail_documents(
-            client,
-            messages,
-            stage="worker",
-            reason=(
-                f"the worker died {lost} times while processing this document "
-                "(a crash or an OOM kill)"
-            ),
-            dead_stream=settings.dead_stream,
-            ttl=settings.dedup_ttl,
-            delivery_id=self.request.id,
-        )
-    else:
-        outcomes = ingest_documents(
-            client, messages, ingest_options(force), delivery_id=self.request.id
-        )
-    if run_id:
-        record_outcomes(client, run_id, outcomes, ttl=settings.run_report_ttl)
+    running = RUNNING_PREFIX + self.request.id
+    lost = _workers_lost(client, running)
+    try:
+        if lost and len(messages) > 1:
+            log.warning("ingest.split", workers_lost=lost, documents=len(messages))
+            for message in messages:
+                self.apply_async(args=[[message]], kwargs=kwargs)
+            return {"split": len(messages)}
+        if lost >= settings.task_max_deliveries - 1:
+            outcomes = fail_documents(
+                client,
+                messages,
+                stage="worker",
+                reason=(
+                    f"the worker died {lost} times while processing this document "
+                    "(a crash or an OOM kill)"
+                ),
+                dead_stream=settings.dead_stream,
+                ttl=settings.dedup_ttl,
+                delivery_id=self.request.id,
+            )
+        else:
+            outcomes = ingest_documents(
+                client, messages, ingest_options(force), delivery_id=self.request.id
+            )
+        if run_id:
+            record_outcomes(client, run_id, outcomes, ttl=settings.run_report_ttl)
+    finally:
+        # This run ended (done, or raised: a retry, a failure handled by on_failure);
+        # only a run whose process died leaves its count behind.
+        with contextlib.suppress(redis.RedisError):
+            client.delete(running)
     counts = {"published": 0, "duplicate": 0, "failed": 0}
     for outcome in outcomes:
         counts[outcome.status] += 1
     return counts
 
 
-def _workers_lost(client: redis.Redis, task_id: str, retries: int) -> int:
-    """How many earlier deliveries of this task ended with its worker gone: deliveries
-    so far, less this one, less the retries the task asked for itself."""
-    key = DELIVERIES_PREFIX + task_id
+def _workers_lost(client: redis.Redis, key: str) -> int:
+    """How many earlier runs of this task started and never ended: their worker died
+    under them. Each run counts itself in ``key`` and deletes it when it ends, so a
+    task redelivered after it finished (its acknowledgement lost with a broker outage)
+    or retried counts no death."""
     pipe = client.pipeline()
     pipe.incr(key)
     # Outlives the redeliveries it counts: each waits for the visibility timeout.
     pipe.expire(key, settings.visibility_timeout * (settings.task_max_deliveries + 2))
-    deliveries = int(pipe.execute()[0])
-    lost = max(0, deliveries - 1 - retries)
+    lost = int(pipe.execute()[0]) - 1
     if lost:
-        log.warning("task.redelivered", workers_lost=lost, deliveries=deliveries)
+        log.warning("task.redelivered", workers_lost=lost)
     return lost
 
 

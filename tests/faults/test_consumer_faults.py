@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,10 @@ import pytest
 import redis
 
 from pipelines.publish import Append, append_once
-from tests.helpers import REPO, run_cli, wait_for
+from pipelines.streams import stream_progress
+from tests.faults.conftest import RedisHolder, wait_written_to_aof
+from tests.helpers import REPO, clean_env, run_cli, wait_for
+from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -142,3 +146,53 @@ def test_a_sink_that_always_fails_sends_each_entry_to_the_dead_letters_after_n_t
     assert redis_client.xlen(ARTICLES) == 5  # the entries stay for the other groups
     listed = run_cli("dead", "list", env=service_env)
     assert listed.stdout.count("refuses every write") == 5
+
+
+@pytest.mark.timeout(120)
+def test_a_consumer_waits_out_a_redis_restart_and_the_sink_has_each_article_once(
+    own_redis: RedisHolder, tmp_path: Path
+) -> None:
+    """kill -9 of the Redis server (AOF, fsync every second) under a running consumer:
+    it waits, reconnects to the restarted server, re-reads its own pending entries and
+    finishes, each article in the sink once."""
+    server = own_redis.server
+    port, data = server.port, server.directory
+    client = redis.Redis.from_url(server.url)
+    ids = publish(client, 1500)
+    (tmp_path / "faultsinks.py").write_text(SINKS)
+    env = {**clean_env(REDIS_URL=server.url), "PYTHONPATH": str(tmp_path)}
+    out = tmp_path / "articles.jsonl"
+    process = consume(
+        env,
+        *("--group", "archive", "--name", "A", "--batch-size", "50"),
+        *("--sink", f"faultsinks:slow_jsonl:{out}"),
+        log=tmp_path / "log",
+    )
+    try:
+        wait_for(lambda: out.exists() and len(sink_ids(out)) >= 200, 60, what="a few batches")
+        wait_written_to_aof(client)
+        assert server.pid is not None and server.process is not None
+        os.kill(server.pid, signal.SIGKILL)
+        server.process.wait(10)
+        client.close()
+        time.sleep(1.5)
+        restarted = EmbeddedRedis(data, port=port, appendonly=True)
+        own_redis.replace(restarted)
+        restarted.start()
+        client = redis.Redis.from_url(restarted.url)
+
+        def drained() -> bool:
+            (group,) = stream_progress(client, ARTICLES).groups
+            return group.lag == 0 and group.pending == 0
+
+        wait_for(drained, 90, interval=0.5, what="the consumer to finish")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        client.close()
+    counts = Counter(sink_ids(out))
+    assert sorted(counts) == ids and max(counts.values()) == 1
+    log = (tmp_path / "log").read_text()
+    assert "consumer.redis_unavailable" in log and "consumer.redis_back" in log
