@@ -7,7 +7,8 @@ plus its *pending* entries (delivered, not acknowledged). Redis 6.2 (the embedde
 default) does not report lag, so every append carries a ``seq`` field, the stream's
 running count of appends (pipelines/publish.py): the lag is the newest entry's seq minus
 the first undelivered entry's seq, plus one — two one-entry reads, however long the
-stream. Entries without it (written by something else) leave the lag unknown.
+stream. Entries without it (written by something else) leave the lag unknown; entries
+deleted from the middle (XDEL) make it an upper bound.
 
 Retention: ``MAXLEN ~`` trimming on XADD can drop entries a slow group has not read yet
 (before Redis 8.2). Streams are therefore appended to without a cap and trimmed by
@@ -108,11 +109,13 @@ if not safe then
   -- No group needs anything: plain (approximate) cap.
   trimmed = redis.call('XTRIM', stream, 'MAXLEN', '~', max_len)
 else
-  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1][1]
-  local before, first_seq = seq_at(safe), seq_at(first)
-  if before and first_seq and before - first_seq >= length - max_len then
-    -- The cap's cut lies before the safe point: the cap alone is safe.
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1][1]
+  local safe_seq, last_seq = seq_at(safe), seq_at(last)
+  -- Entries from the safe point on number at most last_seq - safe_seq + 1 (fewer if
+  -- some were deleted): when that fits in the cap, trimming to the cap keeps them all.
+  if safe_seq and last_seq and last_seq - safe_seq + 1 <= max_len then
     trimmed = redis.call('XTRIM', stream, 'MAXLEN', '~', max_len)
+    holder = ''  -- what is left above the cap is the approximation's, not the group's
   else
     trimmed = redis.call('XTRIM', stream, 'MINID', '~', safe)
   end
@@ -146,12 +149,6 @@ class StreamProgress:
     first_id: str | None
     last_id: str | None
     groups: tuple[GroupProgress, ...]
-
-    def slowest(self) -> GroupProgress | None:
-        """The group with the largest backlog (an unknown backlog counts as largest)."""
-        if not self.groups:
-            return None
-        return max(self.groups, key=lambda g: float("inf") if g.backlog is None else g.backlog)
 
 
 def _text(value: bytes | str | int) -> str:
@@ -232,10 +229,10 @@ class Pressure:
 
 def backlog_pressure(progress: StreamProgress, high_water: int) -> Pressure | None:
     """The slowest group, when its backlog is above ``high_water`` (0: never)."""
-    known = [g for g in progress.groups if g.backlog is not None]
-    if high_water <= 0 or not known:
+    backlogs = [(g.backlog, g.name) for g in progress.groups if g.backlog is not None]
+    if high_water <= 0 or not backlogs:
+        return None  # a group whose lag cannot be told does not pause ingestion
+    backlog, name = max(backlogs)
+    if backlog <= high_water:
         return None
-    slowest = max(known, key=lambda g: g.backlog or 0)
-    if slowest.backlog is None or slowest.backlog <= high_water:
-        return None
-    return Pressure(progress.stream, slowest.name, slowest.backlog, high_water)
+    return Pressure(progress.stream, name, backlog, high_water)

@@ -458,3 +458,37 @@ def test_sink_lines_keep_the_article_as_stored_and_refuse_malformed_entries(
         {"stream": ARTICLES, "entry_id": "1-1", "article": {"id": "p", "text": "two\nlines"}},
         {"stream": DEAD, "entry_id": "1-2", "kind": "dead", "record": {"reason": "x"}},
     ]
+
+
+def test_retention_with_deleted_entries_still_keeps_everything_unread(
+    redis_client: redis.Redis,
+) -> None:
+    """Entries deleted before the safe point (XDEL, as a requeue does on the dead
+    stream) leave gaps in seq; the trim must not take them for entries and cut into
+    what the group has not read."""
+    publish(redis_client, 1000)
+    redis_client.xgroup_create(ARTICLES, "g", id="0")
+    read = redis_client.xreadgroup("g", "c", {ARTICLES: ">"}, count=600)[0][1]
+    redis_client.xack(ARTICLES, "g", *[i for i, _ in read])
+    redis_client.xdel(ARTICLES, *[i for i, _ in read[1:500]])
+    unread = [i.decode() for i, _ in redis_client.xrange(ARTICLES, min=f"({read[-1][0].decode()}")]
+    assert len(unread) == 400
+
+    result = trim_stream(redis_client, ARTICLES, max_len=100)
+    kept = {i.decode() for i, _ in redis_client.xrange(ARTICLES)}
+    assert set(unread) <= kept and result.held_by == "g"
+
+
+def test_retention_uses_the_cap_when_it_keeps_what_groups_need(
+    redis_client: redis.Redis,
+) -> None:
+    publish(redis_client, 1000)
+    redis_client.xgroup_create(ARTICLES, "g", id="0")
+    read = redis_client.xreadgroup("g", "c", {ARTICLES: ">"}, count=950)[0][1]
+    redis_client.xack(ARTICLES, "g", *[i for i, _ in read])
+    result = trim_stream(redis_client, ARTICLES, max_len=100)
+    assert result.held_by is None and 100 <= result.length < 250  # ~: whole nodes
+    (group,) = stream_progress(redis_client, ARTICLES).groups
+    assert group.lag == 50 and group.first_undelivered_id is not None
+    kept = {i.decode() for i, _ in redis_client.xrange(ARTICLES)}
+    assert group.first_undelivered_id in kept
