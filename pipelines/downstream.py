@@ -52,6 +52,9 @@ from pipelines.publish import SEQ_FIELD, record_fields, seq_key
 
 log = structlog.get_logger("pipelines.downstream")
 
+# A consumer unseen this long that holds nothing is gone (restarted under a new name).
+DEPARTED_AFTER = 3600.0
+
 # Fields a requeued entry carries besides its original ones: where it first was.
 ORIGIN_STREAM = "origin_stream"
 ORIGIN_ID = "origin_id"
@@ -192,10 +195,25 @@ class Consumer:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    def forget_departed(self, idle: float = DEPARTED_AFTER) -> list[str]:
+        """Remove the group's consumers that hold nothing and were not seen for ``idle``
+        seconds (consumers that were restarted under a new name). Nothing pending is
+        ever dropped: a consumer holding entries stays until they are taken over."""
+        removed = []
+        for consumer in self.client.xinfo_consumers(self.stream, self.group):
+            name = _text(consumer["name"])
+            if name != self.name and consumer["pending"] == 0 and consumer["idle"] > idle * 1000:
+                self.client.xgroup_delconsumer(self.stream, self.group, name)
+                removed.append(name)
+        if removed:
+            log.info("consumer.forgot_departed", group=self.group, consumers=removed)
+        return removed
+
     def run(self, *, until_idle: float | None = None) -> ConsumerStats:
         """Consume until stopped (SIGTERM/SIGINT when run in the main thread, or
         ``stop()``), or, with ``until_idle``, until nothing arrived for that long."""
         self.ensure_group()
+        self.forget_departed()
         previous = self._install_signal_handlers()
         self._history = {self.stream: "0", self.requeue: "0"}
         log.info("consumer.started", stream=self.stream, group=self.group, consumer=self.name)
@@ -339,15 +357,21 @@ class Consumer:
             ids = [_text(i) for i, _ in present]
             # Ours now (own pending, or just claimed): other consumers' entries in the
             # same id range would crowd ours out of the reply.
-            pending = self.client.xpending_range(
-                stream,
-                self.group,
-                min=ids[0],
-                max=ids[-1],
-                count=len(items),
-                consumername=self.name,
-            )
-            counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+            counts: dict[str, int] = {}
+            start = ids[0]
+            while True:  # page: our other pending entries may lie in the same range
+                page = self.client.xpending_range(
+                    stream,
+                    self.group,
+                    min=start,
+                    max=ids[-1],
+                    count=max(100, len(ids)),
+                    consumername=self.name,
+                )
+                counts.update({_text(p["message_id"]): int(p["times_delivered"]) for p in page})
+                if len(page) < max(100, len(ids)) or all(i in counts for i in ids):
+                    break
+                start = "(" + _text(page[-1]["message_id"])
             for entry_id, values in present:
                 key = _text(entry_id)
                 entries.append(Entry(stream, key, _fields(values), counts.get(key, 1)))
@@ -422,6 +446,21 @@ class Consumer:
         )
 
     def _to_dead(self, entry: Entry, error: str) -> None:
+        if entry.stream == self.dead_stream:
+            # A consumer of the dead letters themselves: dead-lettering the entry again
+            # would feed it back to this very group for ever. It stays on the stream.
+            self.client.xack(entry.stream, self.group, entry.id)
+            self.stats.dead += 1
+            log.error(
+                "consumer.gave_up",
+                stream=entry.stream,
+                entry_id=entry.id,
+                group=self.group,
+                deliveries=entry.deliveries,
+                error=error,
+                note="acknowledged for this group; the dead letter itself stays",
+            )
+            return
         origin_stream, origin_id = entry.origin
         record = {
             "source": "consumer",

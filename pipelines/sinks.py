@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -70,23 +71,50 @@ def entry_line(entry: Entry) -> str:
     return json.dumps(head, ensure_ascii=False) + "\n"
 
 
+class _Recent:
+    """The last ``size`` keys seen, for membership tests (a bounded set)."""
+
+    def __init__(self, size: int) -> None:
+        self._order: deque[tuple[str, str]] = deque()
+        self._keys: set[tuple[str, str]] = set()
+        self._size = size
+
+    def add(self, key: tuple[str, str]) -> None:
+        if key in self._keys:
+            return
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self._size:
+            self._keys.discard(self._order.popleft())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+
 class JsonlSink:
     """Appends one JSON object per entry to a file, exactly once per entry.
 
     Each batch is one ``write`` on a file opened with O_APPEND, so consumers sharing a
-    file do not interleave lines. A redelivered entry is looked up among the lines
-    already in the file (read incrementally, from where the last look ended) and skipped
-    when present. A line cut short by a crash is closed with a newline on open and is
-    not valid JSON: readers skip it, and its entry, never acknowledged, is written again.
+    file do not interleave lines. Every entry is checked against the entries this sink
+    wrote or read lately (the last ``REMEMBER`` lines); for a redelivered entry, or
+    after a write that failed half-way, the lines other writers added since are read
+    first (incrementally; on the first look only the file's last ``TAIL_BYTES``, which
+    hold whatever a crashed consumer wrote just before it died). A line cut short by a
+    crash or a failed write is closed with a newline before the next write and is not
+    valid JSON: readers skip it, and its entry, never acknowledged, is written again.
     """
+
+    REMEMBER = 200_000  # entry keys kept (~100 bytes each)
+    TAIL_BYTES = 256 * 1024 * 1024
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = path
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._known: set[tuple[str, str]] = set()
-        self._scanned = 0
+        self._known = _Recent(self.REMEMBER)
+        self._scanned: int | None = None  # file offset read up to; None: not yet
+        self._suspect = False  # a write failed: the file may end in a torn line
         self._close_torn_line()
 
     def _close_torn_line(self) -> None:
@@ -100,7 +128,14 @@ class JsonlSink:
     def _scan(self) -> None:
         """Learn the entries written since the last scan (by anyone)."""
         with self.path.open("rb") as fh:
-            fh.seek(self._scanned)
+            if self._scanned is None:  # first look: the tail only
+                size = os.fstat(fh.fileno()).st_size
+                self._scanned = max(0, size - self.TAIL_BYTES)
+                fh.seek(self._scanned)
+                if self._scanned:
+                    self._scanned += len(fh.readline())  # from the next whole line
+            else:
+                fh.seek(self._scanned)
             for raw in fh:
                 if not raw.endswith(b"\n"):
                     break  # being written right now; read it next time
@@ -112,21 +147,28 @@ class JsonlSink:
                     continue  # a torn line: its entry is written again
 
     def write(self, entries: Sequence[Entry]) -> None:
-        if any(e.redelivered for e in entries):
+        if self._suspect:
+            self._close_torn_line()
+        if self._suspect or any(e.redelivered for e in entries):
             self._scan()
-        chunks = []
+        chunks, keys = [], []
         for entry in entries:
-            if entry.redelivered and entry.origin in self._known:
-                continue
+            if entry.origin in self._known:
+                continue  # written before: by us, or by a consumer that died
             chunks.append(entry_line(entry))
+            keys.append(entry.origin)
         if not chunks:
             return
         data = "".join(chunks).encode()
+        self._suspect = True  # until the batch is wholly written (and synced)
         written = os.write(self._fd, data)
         while written < len(data):  # a short write (a full disk raises instead)
             written += os.write(self._fd, data[written:])
+        for key in keys:
+            self._known.add(key)
         if self.fsync:
             os.fsync(self._fd)
+        self._suspect = False
 
     def close(self) -> None:
         if self._fd >= 0:

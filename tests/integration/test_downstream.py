@@ -492,3 +492,63 @@ def test_retention_uses_the_cap_when_it_keeps_what_groups_need(
     assert group.lag == 50 and group.first_undelivered_id is not None
     kept = {i.decode() for i, _ in redis_client.xrange(ARTICLES)}
     assert group.first_undelivered_id in kept
+
+
+def test_jsonl_sink_writes_once_after_a_failed_fsync_and_a_forgotten_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch failed after its lines were written (fsync raised), so the consumer
+    tries each entry alone as a first delivery; and Redis, after losing its last
+    second (a failover), hands out an entry again as new. Neither is written twice."""
+    path = tmp_path / "out.jsonl"
+    sink = JsonlSink(path)
+    entries = [
+        Entry(ARTICLES, f"1-{n}", {"article": json.dumps({"id": f"a{n}"})}, 1) for n in range(3)
+    ]
+    calls = []
+
+    def failing_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("pipelines.sinks.os.fsync", failing_fsync)
+    with pytest.raises(OSError):
+        sink.write(entries)
+    for entry in entries:
+        sink.write([entry])
+    sink.write([entries[1]])  # delivered "for the first time" once more
+    assert sink_ids(path) == ["a0", "a1", "a2"]
+
+
+def test_departed_consumers_that_hold_nothing_are_forgotten(redis_client: redis.Redis) -> None:
+    publish(redis_client, 3)
+    live = consumer(redis_client, lambda e: None, name="now")
+    live.ensure_group()
+    redis_client.xreadgroup("g", "holder", {ARTICLES: ">"}, count=1)  # holds one
+    redis_client.xgroup_createconsumer(ARTICLES, "g", "gone")
+    time.sleep(0.05)
+    assert live.forget_departed(idle=0.01) == ["gone"]
+    names = {c["name"] for c in redis_client.xinfo_consumers(ARTICLES, "g")}
+    assert names == {b"holder"}  # the one with a pending entry stays
+
+
+def test_a_consumer_of_the_dead_letters_gives_up_without_feeding_itself(
+    redis_client: redis.Redis,
+) -> None:
+    append_once(
+        redis_client,
+        [Append(DEAD, "d1", {"kind": "dead", "record": json.dumps({"reason": "x"})})],
+        ttl=600,
+        delivery_id="t",
+    )
+
+    def refuse(entries: Sequence[Entry]) -> None:
+        raise RuntimeError("alerting is down")
+
+    stats = Consumer(
+        redis_client, DEAD, "alerts", "a1", refuse, block=0.1, max_deliveries=2,
+        retry_backoff=0.05, dead_stream=DEAD,
+    ).run(until_idle=0.5)  # fmt: skip
+    assert stats.dead == 1 and redis_client.xlen(DEAD) == 1  # no new dead letter
+    assert redis_client.xpending(DEAD, "alerts")["pending"] == 0
