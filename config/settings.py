@@ -165,7 +165,8 @@ class Settings(BaseModel):
     )
     backpressure_delay: int = _env(
         "INGEST_BACKPRESSURE_DELAY",
-        "Seconds a document task waits before it tries again while the backlog is high",
+        "Seconds a document task waits for a high backlog to drain before it goes back to "
+        "the queue",
     )
 
     # Feeds: scheduling

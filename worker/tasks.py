@@ -4,6 +4,7 @@ the stages in ``pipelines/``."""
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,8 +17,9 @@ from kombu.exceptions import OperationalError
 from config.settings import get_settings
 from pipelines.ingest import IngestOptions, fail_documents, ingest_documents
 from pipelines.rules import rules_from_dir
+from pipelines.streams import Pressure
 from worker.app import app
-from worker.backpressure import current_pressure
+from worker.backpressure import CHECK_EVERY, current_pressure
 from worker.options import near_options
 from worker.resources import fetch_page, redis_client
 from worker.runs import record_outcomes
@@ -135,22 +137,24 @@ def ingest_documents_task(
     ``RawDocument.to_message``). Returns the count of each outcome.
 
     Before the work, two guards. Backpressure: while a consumer group's backlog is above
-    the high-water mark the batch is sent again for later. Poison: a delivery counter
+    the high-water mark the task waits, then goes back to the queue. Poison: a delivery counter
     per task tells how often a worker died holding it (a crash, an OOM kill); a batch
     that killed one is split into one task per document, and a lone document that kept
     killing workers is dead-lettered instead of being redelivered for ever."""
     structlog.contextvars.bind_contextvars(run_id=run_id)
     client = redis_client()
     kwargs = {"run_id": run_id, "force": force}
-    pressure = current_pressure(client, settings)
+    pressure = _wait_out_pressure(client)
     if pressure is not None:
+        # Back to the end of the queue, not an ETA task: those would all be fetched and
+        # held in the workers' memory; the queue should stay in Redis, where it shows.
         log.warning(
             "ingest.deferred",
             reason=pressure.describe(),
             documents=len(messages),
-            retry_in=settings.backpressure_delay,
+            waited=settings.backpressure_delay,
         )
-        self.apply_async(args=[messages], kwargs=kwargs, countdown=settings.backpressure_delay)
+        self.apply_async(args=[messages], kwargs=kwargs)
         return {"deferred": len(messages)}
     running = RUNNING_PREFIX + self.request.id
     lost = _workers_lost(client, running)
@@ -188,6 +192,20 @@ def ingest_documents_task(
     for outcome in outcomes:
         counts[outcome.status] += 1
     return counts
+
+
+def _wait_out_pressure(client: redis.Redis) -> Pressure | None:
+    """Wait while a group's backlog is over the high-water mark, at most
+    ``backpressure_delay`` seconds; the pressure still on after that, or None. A worker
+    process waiting here takes no other task: that is the slowing down."""
+    pressure = current_pressure(client, settings)
+    # Well inside the soft time limit, which would fail the task.
+    wait = min(settings.backpressure_delay, settings.task_soft_time_limit / 2)
+    deadline = time.monotonic() + wait
+    while pressure is not None and time.monotonic() < deadline:
+        time.sleep(min(CHECK_EVERY, max(0.0, deadline - time.monotonic())))
+        pressure = current_pressure(client, settings)
+    return pressure
 
 
 def _workers_lost(client: redis.Redis, key: str) -> int:
