@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import redis
 
 T = TypeVar("T")
 
@@ -139,3 +142,29 @@ def start_worker(
     if process.poll() is not None:
         raise AssertionError(f"worker {name} exited at start:\n{worker.log_text()[-3000:]}")
     return worker
+
+
+@contextlib.contextmanager
+def session_database(port: int, db: int) -> Iterator[redis.Redis]:
+    """Database ``db`` of the session's Redis (on ``port``), for a test with a worker of
+    its own: empty before and after (the session started that server; database 0 is the
+    session worker's)."""
+    client = redis.Redis(host="127.0.0.1", port=port, db=db)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def jsonl_article_ids(path: Path) -> list[str]:
+    """The article ids of a JSONL sink file, in order; a line a kill cut short (not
+    valid JSON) is skipped, as readers are told to."""
+    ids = []
+    for raw in path.read_text().splitlines():
+        try:
+            ids.append(json.loads(raw)["article"]["id"])
+        except (ValueError, KeyError):
+            continue
+    return ids

@@ -19,7 +19,7 @@ import redis
 from pipelines.publish import Append, append_once
 from pipelines.streams import stream_progress
 from tests.faults.conftest import RedisHolder, wait_written_to_aof
-from tests.helpers import REPO, clean_env, run_cli, wait_for
+from tests.helpers import REPO, clean_env, jsonl_article_ids, run_cli, wait_for
 from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -76,16 +76,6 @@ def consume(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen[byte
         )
 
 
-def sink_ids(path: Path) -> list[str]:
-    ids = []
-    for raw in path.read_text().splitlines():
-        try:
-            ids.append(json.loads(raw)["article"]["id"])
-        except (ValueError, KeyError):
-            continue  # a line the kill cut short
-    return ids
-
-
 @pytest.mark.timeout(120)
 def test_a_consumer_killed_mid_batch_loses_nothing_and_the_sink_has_each_article_once(
     redis_client: redis.Redis, service_env: dict[str, str], tmp_path: Path
@@ -99,7 +89,9 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_the_sink_has_each_article
         env, *common, "--name", "A", "--sink", f"faultsinks:slow_jsonl:{out}", log=tmp_path / "a"
     )
     try:
-        wait_for(lambda: out.exists() and len(sink_ids(out)) >= 120, 60, what="a few batches")
+        wait_for(
+            lambda: out.exists() and len(jsonl_article_ids(out)) >= 120, 60, what="a few batches"
+        )
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
@@ -107,7 +99,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_the_sink_has_each_article
             first.kill()
     pending = redis_client.xpending(ARTICLES, "archive")
     assert pending["pending"] > 0  # it died holding a batch
-    written_before = len(sink_ids(out))
+    written_before = len(jsonl_article_ids(out))
 
     second = consume(
         env, *common, "--name", "B", "--sink", f"jsonl:{out}", "--until-idle", "3",
@@ -115,7 +107,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_the_sink_has_each_article
     )  # fmt: skip
     assert second.wait(90) == 0, (tmp_path / "b").read_text()[-3000:]
 
-    counts = Counter(sink_ids(out))
+    counts = Counter(jsonl_article_ids(out))
     assert sorted(counts) == ids  # every article ...
     assert max(counts.values()) == 1  # ... exactly once
     assert written_before < len(ids)
@@ -169,7 +161,9 @@ def test_a_consumer_waits_out_a_redis_restart_and_the_sink_has_each_article_once
         log=tmp_path / "log",
     )
     try:
-        wait_for(lambda: out.exists() and len(sink_ids(out)) >= 200, 60, what="a few batches")
+        wait_for(
+            lambda: out.exists() and len(jsonl_article_ids(out)) >= 200, 60, what="a few batches"
+        )
         wait_written_to_aof(client)
         assert server.pid is not None and server.process is not None
         os.kill(server.pid, signal.SIGKILL)
@@ -192,7 +186,7 @@ def test_a_consumer_waits_out_a_redis_restart_and_the_sink_has_each_article_once
         if process.poll() is None:
             process.kill()
         client.close()
-    counts = Counter(sink_ids(out))
+    counts = Counter(jsonl_article_ids(out))
     assert sorted(counts) == ids and max(counts.values()) == 1
     log = (tmp_path / "log").read_text()
     assert "consumer.redis_unavailable" in log and "consumer.redis_back" in log

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.faults.inject import write_sitecustomize
-from tests.helpers import WorkerProcess, clean_env, run_cli, start_worker
+from tests.helpers import WorkerProcess, clean_env, run_cli, session_database, start_worker
 from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -41,11 +41,8 @@ def wrap(real):
 
 @pytest.fixture
 def db(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=DB)
-    client.flushdb()  # a database of the server this session started
-    yield client
-    client.flushdb()
-    client.close()
+    with session_database(redis_server.port, DB) as client:
+        yield client
 
 
 @pytest.fixture

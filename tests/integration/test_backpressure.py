@@ -21,7 +21,14 @@ from celery import Celery
 from pipelines.downstream import Consumer
 from pipelines.publish import Append, append_once
 from tests.feedserver import FeedServer
-from tests.helpers import WorkerProcess, clean_env, run_cli, start_worker, wait_for
+from tests.helpers import (
+    WorkerProcess,
+    clean_env,
+    run_cli,
+    session_database,
+    start_worker,
+    wait_for,
+)
 from worker.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
@@ -33,11 +40,8 @@ DB = 1
 
 @pytest.fixture
 def db1(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=DB)
-    client.flushdb()  # our own database of the server this session started
-    yield client
-    client.flushdb()
-    client.close()
+    with session_database(redis_server.port, DB) as client:
+        yield client
 
 
 @pytest.fixture

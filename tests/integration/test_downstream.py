@@ -19,7 +19,7 @@ from pipelines.downstream import Consumer, Entry
 from pipelines.publish import Append, append_once
 from pipelines.sinks import JsonlSink, SinkError, load_sink
 from pipelines.streams import backlog_pressure, stream_progress, trim_stream
-from tests.helpers import REPO, run_cli, wait_for
+from tests.helpers import REPO, jsonl_article_ids, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +51,6 @@ def entry_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def sink_ids(path: Path) -> list[str]:
-    ids = []
-    for raw in path.read_text().splitlines():
-        try:
-            ids.append(json.loads(raw)["article"]["id"])
-        except (ValueError, KeyError):
-            continue  # a torn line
-    return ids
-
-
 def consumer(client: redis.Redis, handler: object, **options: object) -> Consumer:
     defaults: dict[str, object] = {"block": 0.1, "claim_idle": 60.0, "retry_backoff": 0.05}
     defaults.update(options)
@@ -85,7 +75,7 @@ def test_consume_into_jsonl_writes_each_article_once_and_acknowledges(
         env=service_env,
     )
     assert result.returncode == 0, result.stderr
-    assert sink_ids(out) == ids
+    assert jsonl_article_ids(out) == ids
     line = json.loads(out.read_text().splitlines()[0])
     assert line["stream"] == ARTICLES and line["entry_id"] and line["article"]["title"]
     (group,) = stream_progress(redis_client, ARTICLES).groups
@@ -117,7 +107,7 @@ def test_a_restarted_consumer_finishes_its_own_pending_entries_first(
     consumer(redis_client, handler, batch_size=10).run(until_idle=0.5)
     assert [e.id for e in seen[:10]] == [e.id for e in held]  # its own first
     assert all(e.deliveries == 2 and e.redelivered for e in seen[:10])
-    assert sink_ids(tmp_path / "out.jsonl") == ids  # each exactly once
+    assert jsonl_article_ids(tmp_path / "out.jsonl") == ids  # each exactly once
     assert redis_client.xpending(ARTICLES, "g")["pending"] == 0
 
 
@@ -135,7 +125,7 @@ def test_entries_of_a_dead_consumer_are_taken_over(
     stats = live.run(until_idle=0.5)
     assert stats.claimed == 15
     assert time.monotonic() - started < 3
-    assert sorted(sink_ids(tmp_path / "out.jsonl")) == ids
+    assert sorted(jsonl_article_ids(tmp_path / "out.jsonl")) == ids
     consumers = {c["name"]: c["pending"] for c in redis_client.xinfo_consumers(ARTICLES, "g")}
     assert consumers == {b"crashed": 0, b"live": 0}
 
@@ -188,7 +178,7 @@ def test_requeue_gives_a_consumer_dead_letter_back_to_its_group(
 
     sink = JsonlSink(tmp_path / "out.jsonl")
     consumer(redis_client, handler, max_deliveries=1).run(until_idle=0.5)
-    assert sink_ids(tmp_path / "out.jsonl") == [ids[0], ids[2]]
+    assert jsonl_article_ids(tmp_path / "out.jsonl") == [ids[0], ids[2]]
     (dead_id, _), *_ = redis_client.xrange(DEAD)
 
     requeued = run_cli("dead", "requeue", dead_id.decode(), env=service_env)
@@ -199,7 +189,7 @@ def test_requeue_gives_a_consumer_dead_letter_back_to_its_group(
 
     broken = False
     consumer(redis_client, handler).run(until_idle=0.5)
-    assert sink_ids(tmp_path / "out.jsonl") == [ids[0], ids[2], ids[1]]
+    assert jsonl_article_ids(tmp_path / "out.jsonl") == [ids[0], ids[2], ids[1]]
     last = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])
     # The line names the entry as first published, not the requeued copy.
     assert last["stream"] == ARTICLES
@@ -291,9 +281,9 @@ def test_jsonl_sink_skips_what_a_dead_consumer_already_wrote_and_survives_a_torn
         fh.write('{"stream": "ingest:articles", "entry_id": "1-3", "arti')  # killed mid-line
     sink = JsonlSink(path)
     sink.write([entry(2, deliveries=2), entry(3, deliveries=2), entry(4)])
-    assert sink_ids(path) == ["a1", "a2", "a3", "a4"]
+    assert jsonl_article_ids(path) == ["a1", "a2", "a3", "a4"]
     sink.write([entry(4, deliveries=2)])  # its own line is found too
-    assert sink_ids(path) == ["a1", "a2", "a3", "a4"]
+    assert jsonl_article_ids(path) == ["a1", "a2", "a3", "a4"]
 
 
 def test_sink_specs(tmp_path: Path) -> None:
@@ -349,7 +339,7 @@ def test_retention_never_trims_what_a_slow_group_has_not_acknowledged(
     assert entry_key(first_kept) <= entry_key(pending_or_unread.first_undelivered_id or "")
 
     consumer(redis_client, slow_sink.write, group="slow", name="s1").run(until_idle=0.3)
-    assert sink_ids(tmp_path / "slow.jsonl") == ids  # all, once, in order
+    assert jsonl_article_ids(tmp_path / "slow.jsonl") == ids  # all, once, in order
     result = trim_stream(redis_client, ARTICLES, max_len=50)
     assert result.held_by is None and result.length <= 150  # ~: whole nodes only
 
@@ -386,7 +376,7 @@ def test_consumers_in_threads_share_the_work_without_doubles(
         t.start()
     for t in threads:
         t.join(30)
-    assert sorted(sink_ids(sink_path)) == ids
+    assert sorted(jsonl_article_ids(sink_path)) == ids
     assert all(c.stats.handled > 0 for c in consumers)
 
 
@@ -518,7 +508,7 @@ def test_jsonl_sink_writes_once_after_a_failed_fsync_and_a_forgotten_delivery(
     for entry in entries:
         sink.write([entry])
     sink.write([entries[1]])  # delivered "for the first time" once more
-    assert sink_ids(path) == ["a0", "a1", "a2"]
+    assert jsonl_article_ids(path) == ["a0", "a1", "a2"]
 
 
 def test_departed_consumers_that_hold_nothing_are_forgotten(redis_client: redis.Redis) -> None:
