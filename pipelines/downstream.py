@@ -11,17 +11,17 @@ acknowledge only what the handler took, and never lose or loop on an entry.
 
 What it does, in order of each turn:
 
-* **Its own pending entries first.** On start (and when a failed entry's back-off is
-  over) it re-reads the entries delivered to *this* consumer name and never
-  acknowledged: a restarted consumer finishes what it held when it stopped.
+* **Its own pending entries first.** On start it re-reads the entries delivered to
+  *this* consumer name and never acknowledged: a restarted consumer finishes what it
+  held when it stopped.
 * **Entries others left behind.** Every ``claim_idle / 2`` it takes over (XAUTOCLAIM)
   entries pending for longer than ``claim_idle`` with any consumer: a consumer that
   crashed or hangs loses them to a live one.
 * **New entries**, ``batch_size`` at a time (XREADGROUP, blocking ``block`` seconds).
 * **Acknowledge after the handler.** XACK only once the handler returned. When it
   raises on a batch, each entry is tried alone, so one bad entry does not hold back
-  the rest; a failing entry stays pending and is tried again after an exponential
-  back-off.
+  the rest; a failing entry stays pending and is tried again (claimed anew, which Redis
+  counts as a delivery) after its own exponential back-off.
 * **Dead letters.** Redis counts the deliveries of each entry. An entry that failed on
   its ``max_deliveries``-th delivery, or was delivered more often than that without an
   answer (it crashes the consumer), goes to the dead-letter stream with the error and
@@ -172,7 +172,8 @@ class Consumer:
         self._dead_letter = client.register_script(_DEAD_LETTER)
         # Own pending entries to re-read: stream -> cursor; empty when there are none.
         self._history: dict[str, str] = {}
-        self._retry_at: float | None = None
+        # Failed entries waiting out their back-off: (stream, id) -> when to try again.
+        self._retry_due: dict[tuple[str, str], float] = {}
         self._next_claim = 0.0
         self._claim_cursor = {self.stream: "0-0", self.requeue: "0-0"}
 
@@ -263,14 +264,14 @@ class Consumer:
         return self.stats
 
     def step(self) -> bool:
-        """One turn: own pending entries, else abandoned ones, else new ones. Returns
-        whether there was anything to handle."""
+        """One turn: own pending entries (on start), else failed entries due again, else
+        abandoned ones, else new ones. Returns whether there was anything to handle."""
         now = time.monotonic()
-        if self._retry_at is not None and now >= self._retry_at:
-            self._retry_at = None
-            self._history = {self.stream: "0", self.requeue: "0"}
+        due = [key for key, when in self._retry_due.items() if when <= now]
         if self._history:
             entries = self._read_history()
+        elif due:
+            entries = self._retry(due)
         elif now >= self._next_claim:
             self._next_claim = now + max(0.5, self.claim_idle_ms / 2000)
             entries = self._claim()
@@ -327,6 +328,19 @@ class Consumer:
                 note=f"pending with another consumer for over {self.claim_idle_ms} ms",
             )
         return entries
+
+    def _retry(self, due: list[tuple[str, str]]) -> list[Entry]:
+        """The failed entries whose back-off is over, claimed again by this consumer
+        (XCLAIM counts a delivery); only those, so others keep their own back-off."""
+        raw: list[tuple[str, list[Any]]] = []
+        for stream in {s for s, _ in due}:
+            ids = [i for s, i in due if s == stream]
+            for key in ids:
+                self._retry_due.pop((stream, key), None)
+            claimed = self.client.xclaim(stream, self.group, self.name, 0, ids)
+            if claimed:
+                raw.append((stream, claimed))
+        return self._with_counts(raw)
 
     def _read_new(self) -> list[Entry]:
         reply = self.client.xreadgroup(
@@ -423,6 +437,8 @@ class Consumer:
             if stream == self.requeue:  # read by this group only: done with it
                 pipe.xdel(stream, *ids)
         pipe.execute()
+        for entry in entries:
+            self._retry_due.pop((entry.stream, entry.id), None)
         self.stats.handled += len(entries)
 
     def _failed(self, entry: Entry, exc: BaseException) -> None:
@@ -432,8 +448,7 @@ class Consumer:
             self._to_dead(entry, error)
             return
         delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (entry.deliveries - 1))
-        retry_at = time.monotonic() + delay
-        self._retry_at = retry_at if self._retry_at is None else min(self._retry_at, retry_at)
+        self._retry_due[(entry.stream, entry.id)] = time.monotonic() + delay
         log.warning(
             "consumer.handler_failed",
             stream=entry.stream,
@@ -446,6 +461,7 @@ class Consumer:
         )
 
     def _to_dead(self, entry: Entry, error: str) -> None:
+        self._retry_due.pop((entry.stream, entry.id), None)
         if entry.stream == self.dead_stream:
             # A consumer of the dead letters themselves: dead-lettering the entry again
             # would feed it back to this very group for ever. It stays on the stream.

@@ -542,3 +542,44 @@ def test_a_consumer_of_the_dead_letters_gives_up_without_feeding_itself(
     ).run(until_idle=0.5)  # fmt: skip
     assert stats.dead == 1 and redis_client.xlen(DEAD) == 1  # no new dead letter
     assert redis_client.xpending(DEAD, "alerts")["pending"] == 0
+
+
+def test_each_failing_entry_keeps_its_own_back_off(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry waiting out a long back-off is not retried early because another
+    entry's shorter one ended (a clock the test moves)."""
+    clock = [1000.0]
+    monkeypatch.setattr("pipelines.downstream.time.monotonic", lambda: clock[0])
+    calls: list[tuple[str, int]] = []
+
+    def handler(entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            calls.append((entry.data["id"], entry.deliveries))
+            if entry.data["id"] == "article-00000" or entry.deliveries == 1:
+                raise RuntimeError("not now")
+
+    c = consumer(redis_client, handler, retry_backoff=10, retry_backoff_max=100)
+    c.ensure_group()
+    c._next_claim = float("inf")  # this test is about retries, not take-overs
+    publish(redis_client, 1)
+    assert c.step()  # A fails on its 1st delivery: due at 1010
+    publish(redis_client, 1, start=1)
+    clock[0] = 1005
+    assert c.step()  # B fails on its 1st delivery: due at 1015
+    clock[0] = 1010
+    assert c.step()  # A again (2nd delivery), fails: due at 1030
+    clock[0] = 1015
+    assert c.step()  # B again: handled — and A is left alone
+    clock[0] = 1029
+    assert not c.step()
+    clock[0] = 1030
+    assert c.step()  # A, 3rd delivery
+    assert calls == [
+        ("article-00000", 1),
+        ("article-00001", 1),
+        ("article-00000", 2),
+        ("article-00001", 2),
+        ("article-00000", 3),
+    ]
+    assert redis_client.xpending(ARTICLES, "g")["pending"] == 1
