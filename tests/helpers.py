@@ -106,10 +106,12 @@ def start_worker(
     concurrency: int = 1,
     pool: str = "prefork",
     own_group: bool = False,
+    wait: bool = True,
 ) -> WorkerProcess:
-    """Start `ingest worker` and wait until it is ready. ``own_group`` puts it (and its
-    pool) in a process group of its own, so a test can kill it as a machine dies."""
-    with log_file.open("wb") as log:
+    """Start `ingest worker` and (``wait``) wait until it is ready. ``own_group`` puts it
+    (and its pool) in a process group of its own, so a test can kill it as a machine
+    dies."""
+    with log_file.open("ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -130,6 +132,8 @@ def start_worker(
             start_new_session=own_group,
         )
     worker = WorkerProcess(process, log_file, own_group)
+    if not wait:
+        return worker
     try:
         wait_for(
             lambda: "ready." in worker.log_text() or process.poll() is not None,

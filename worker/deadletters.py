@@ -21,12 +21,14 @@ import redis
 
 from config.settings import Settings
 from pipelines.downstream import ORIGIN_ID, ORIGIN_STREAM, requeue_stream
+from pipelines.publish import SEQ_FIELD
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     entry_id: str
     record: dict[str, Any]
+    ours: bool = True  # False: an entry not written by feed-ingest (its raw fields)
 
     @property
     def at(self) -> datetime:
@@ -34,6 +36,8 @@ class DeadLetter:
 
     @property
     def kind(self) -> str:
+        if not self.ours:
+            return "unknown"
         return "consumer" if self.record.get("source") == "consumer" else "document"
 
     @property
@@ -55,20 +59,24 @@ class RequeueError(LookupError):
     """No such dead letter, or one that carries nothing to requeue."""
 
 
-def _parse(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
-    decoded = {k.decode(): v.decode() for k, v in fields.items()}
-    try:
-        record = json.loads(decoded.get("record", "{}"))
-    except ValueError:
-        record = {"reason": "unreadable record", "fields": decoded}
+def parse_dead(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
+    """A dead-stream entry; one that is not ours keeps its raw fields as the reason."""
+    decoded = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
     key = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return DeadLetter(key, record if isinstance(record, dict) else {"record": record})
+    try:
+        record = json.loads(decoded.get("record", ""))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raw = ", ".join(f"{k}={v}" for k, v in decoded.items() if k != SEQ_FIELD)
+        return DeadLetter(key, {"reason": raw[:300] or None, "fields": decoded}, ours=False)
+    return DeadLetter(key, record)
 
 
 def list_dead(client: redis.Redis, settings: Settings, *, count: int) -> list[DeadLetter]:
     """The newest ``count`` dead letters, oldest first."""
     entries = client.xrevrange(settings.dead_stream, count=count)
-    return [_parse(i, f) for i, f in reversed(entries)]
+    return [parse_dead(i, f) for i, f in reversed(entries)]
 
 
 def get_dead(client: redis.Redis, settings: Settings, entry_id: str) -> DeadLetter:
@@ -78,7 +86,7 @@ def get_dead(client: redis.Redis, settings: Settings, entry_id: str) -> DeadLett
         raise RequeueError(f"{entry_id!r} is not a stream entry id") from exc
     if not entries:
         raise RequeueError(f"no dead letter {entry_id} on {settings.dead_stream}")
-    return _parse(*entries[0])
+    return parse_dead(*entries[0])
 
 
 def requeue(client: redis.Redis, settings: Settings, entry_id: str) -> str:

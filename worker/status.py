@@ -25,7 +25,6 @@ exactly what the screen shows.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from config.settings import Settings
 from pipelines.feedstore import FeedState, list_feeds
 from pipelines.publish import SEQ_FIELD
 from pipelines.streams import GroupProgress, StreamProgress, backlog_pressure, stream_progress
+from worker.deadletters import DeadLetter, list_dead
 
 SCHEDULER_KEY = "ingest:scheduler"  # written by worker.polling's tick (not imported: it
 # would load the task modules and their settings just to read one key name)
@@ -104,7 +104,7 @@ class StreamStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetterStatus:
     id: str
     at: str | None  # ISO time, from the entry id
     source: str  # "document" or "consumer"
@@ -157,7 +157,7 @@ class Status:
     workers_error: str | None
     streams: tuple[StreamStatus, ...]
     dead_letters: int
-    recent_dead_letters: tuple[DeadLetter, ...]
+    recent_dead_letters: tuple[DeadLetterStatus, ...]
     feeds: FeedsStatus
     scheduler: SchedulerStatus
     warnings: tuple[str, ...] = field(default=())
@@ -233,10 +233,6 @@ def _id_ms(entry_id: str) -> int:
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def _iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _seq(fields: dict[bytes, bytes]) -> int | None:
@@ -321,32 +317,24 @@ def _stream_status(
     )
 
 
-def _dead_letter(entry_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
-    decoded = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
-    at = _iso_ms(_id_ms(entry_id))
-    try:
-        record = json.loads(decoded.get("record", ""))
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        # Not one of ours: show the raw fields rather than nothing.
-        raw = ", ".join(f"{k}={v}" for k, v in decoded.items() if k != SEQ_FIELD)
-        return DeadLetter(entry_id, at, "unknown", None, raw[:300] or None)
+def _dead_letter(letter: DeadLetter) -> DeadLetterStatus:
+    """The screen's view of a dead letter (parsed by worker.deadletters)."""
+    record = letter.record
 
     def text(name: str) -> str | None:
         value = record.get(name)
         return None if value is None else str(value)
 
-    consumer = record.get("source") == "consumer" or "group" in record
     deliveries = record.get("deliveries")
     try:
         deliveries = None if deliveries is None else int(deliveries)
     except (TypeError, ValueError):
         deliveries = None
-    return DeadLetter(
-        id=entry_id,
-        at=at,
-        source="consumer" if consumer else "document",
+    consumer = letter.kind == "consumer"
+    return DeadLetterStatus(
+        id=letter.entry_id,
+        at=letter.at.isoformat(timespec="seconds"),
+        source=letter.kind,
         stage=text("stage") or ("consumer" if consumer else None),
         reason=text("reason") or text("error"),
         doc_id=text("doc_id"),
@@ -457,8 +445,8 @@ def gather_status(client: redis.Redis, settings: Settings, *, ping_timeout: floa
         _stream_status(client, label, getattr(settings, f"{label}_stream"), settings, since_ms)
         for label in ("articles", "duplicates", "dead")
     )
-    recent = client.xrevrange(settings.dead_stream, count=DEAD_LETTERS_SHOWN)
-    dead = tuple(_dead_letter(_text(i) or "0-0", fields) for i, fields in recent)
+    recent = list_dead(client, settings, count=DEAD_LETTERS_SHOWN)
+    dead = tuple(_dead_letter(letter) for letter in reversed(recent))  # newest first
     redis_status = _redis_status(client)
     feeds = _feeds_status(client)
     scheduler = _scheduler_status(client, settings, now)

@@ -15,8 +15,6 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -26,7 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import REPO, WorkerProcess, clean_env, run_cli
+from tests.helpers import WorkerProcess, clean_env, run_cli, start_worker
 from worker.embedded_redis import EmbeddedRedis
 
 DOCUMENTS = 500
@@ -173,29 +171,10 @@ def launch_worker(
 ) -> WorkerProcess:
     """An `ingest worker` in a process group of its own (so ``kill_group`` takes its pool
     too, as a dying machine would), not waited for: the test watches the stream from the
-    first task on. (``tests.helpers.start_worker`` returns once the worker logged
-    "ready.", by when it may have done much of a 500-document run.)"""
-    with log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "worker",
-                "--concurrency",
-                str(concurrency),
-                "--pool",
-                "prefork",
-                "--name",
-                f"{name}-{os.getpid()}@%h",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return WorkerProcess(process, log_file, own_group=True)
+    first task on (waiting for "ready." could miss much of a 500-document run)."""
+    return start_worker(
+        env, log_file, name=name, concurrency=concurrency, own_group=True, wait=False
+    )
 
 
 def kill_group(worker: WorkerProcess) -> None:
